@@ -1,0 +1,1 @@
+"""The users & items API service."""

@@ -1,0 +1,81 @@
+"""What clients send and receive. Validation here is the first line against bad input."""
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+# Largest value of PostgreSQL's `integer`, the type of every id column.
+MAX_ID = 2_147_483_647
+
+
+def _storable_text(value: str) -> str:
+    # Both databases reject NUL and unpaired surrogates (which JSON can encode);
+    # catching them here turns what would be a driver error into a clear 422.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no unpaired surrogates)") from None
+    return value
+
+
+Email = Annotated[
+    EmailStr,
+    AfterValidator(str.lower),
+    Field(
+        description="Compared case-insensitively; stored lower-cased.", examples=["ada@example.com"]
+    ),
+]
+Password = Annotated[
+    str,
+    Field(min_length=8, max_length=128, description="8 to 128 characters."),
+    AfterValidator(_storable_text),
+]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    AfterValidator(_storable_text),
+]
+Description = Annotated[str, Field(max_length=10_000), AfterValidator(_storable_text)]
+
+
+class ErrorMessage(BaseModel):
+    """The body of every 4xx/5xx the service itself produces."""
+
+    detail: str
+
+
+class ItemCreate(BaseModel):
+    title: Title
+    description: Description | None = None
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    title: str
+    description: str | None
+    id: int
+    owner_id: int
+
+
+class UserCreate(BaseModel):
+    email: Email
+    password: Password
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    email: str
+    id: int
+    is_active: bool
+    items: list[ItemOut]
+
+
+class Page(BaseModel):
+    """Offset pagination shared by every list endpoint; results are ordered by id."""
+
+    skip: int = Field(default=0, ge=0, le=MAX_ID, description="Rows to skip.")
+    limit: int = Field(default=100, ge=1, le=100, description="Rows to return, 1 to 100.")

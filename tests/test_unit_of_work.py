@@ -1,0 +1,128 @@
+"""One request, one transaction: committed before the response, rolled back on any error."""
+
+from typing import Any
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import make_url
+
+from app.api.deps import Users
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import Database, make_settings, serve
+from tests.helpers import create_item, sign_up
+
+# Database-level guards that let an INSERT succeed and make the COMMIT fail,
+# the failure a default-scoped yield dependency would report as 200.
+COMMIT_GUARD = {
+    "postgresql": [
+        """CREATE FUNCTION reject_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.title = 'fail-at-commit' THEN
+               RAISE EXCEPTION 'rejected at commit' USING ERRCODE = 'check_violation';
+             END IF;
+             RETURN NULL;
+           END $$""",
+        """CREATE CONSTRAINT TRIGGER reject_at_commit AFTER INSERT ON items
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION reject_at_commit()""",
+    ],
+    "sqlite": [
+        "CREATE TABLE guard_parent (title TEXT PRIMARY KEY)",
+        """CREATE TABLE guard_child (title TEXT
+           REFERENCES guard_parent (title) DEFERRABLE INITIALLY DEFERRED)""",
+        """CREATE TRIGGER reject_at_commit AFTER INSERT ON items
+           WHEN NEW.title = 'fail-at-commit'
+           BEGIN INSERT INTO guard_child VALUES (NEW.title); END""",
+    ],
+}
+
+
+async def test_a_failing_commit_is_an_error_response_and_saves_nothing(
+    client: AsyncClient, database: Database
+) -> None:
+    user = await sign_up(client)
+    await database.execute(*COMMIT_GUARD[database.backend])
+
+    response = await client.post(f"/users/{user['id']}/items/", json={"title": "fail-at-commit"})
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "The request conflicts with the current state of the data; nothing was saved"
+    }
+    assert await database.scalar("SELECT count(*) FROM items") == 0
+    # The guard only refuses that title: the same request otherwise commits.
+    await create_item(client, user["id"], "fine")
+    assert await database.scalar("SELECT count(*) FROM items") == 1
+
+
+async def test_an_exception_after_a_write_rolls_the_write_back(
+    settings: Settings, database: Database
+) -> None:
+    app = create_app(settings)
+
+    @app.post("/write-then-fail")
+    async def write_then_fail(users: Users) -> None:
+        await users.add(email="ghost@example.com", hashed_password="x")
+        raise RuntimeError("failure after the write")
+
+    async with serve(app, raise_app_exceptions=False) as client:
+        response = await client.post("/write-then-fail")
+        assert response.status_code == 500
+        assert (await client.get("/users/")).json() == []
+    assert await database.scalar("SELECT count(*) FROM users") == 0
+
+
+async def test_no_connection_stays_checked_out_after_any_kind_of_request(
+    app: FastAPI, client: AsyncClient, database: Database
+) -> None:
+    user = await sign_up(client)
+    await database.execute(*COMMIT_GUARD[database.backend])
+    requests: list[tuple[str, str, Any]] = [
+        ("GET", f"/users/{user['id']}", None),  # 200
+        ("GET", "/users/999", None),  # 404
+        ("POST", "/users/", {"email": user["email"], "password": "long enough"}),  # 400
+        ("POST", "/users/999/items/", {"title": "orphan"}),  # 404 after a failed INSERT
+        ("POST", f"/users/{user['id']}/items/", {"title": "fail-at-commit"}),  # 409 at COMMIT
+        ("POST", f"/users/{user['id']}/items/", {"title": ""}),  # 422
+        ("GET", "/items/?limit=1000", None),  # 422
+    ]
+    statuses = []
+    for method, url, body in requests:
+        response = await client.request(method, url, json=body)
+        statuses.append(response.status_code)
+        assert app.state.engine.pool.checkedout() == 0, (method, url)
+    assert statuses == [200, 404, 400, 404, 409, 422, 422]
+
+
+def unreachable(database: Database) -> str:
+    url = make_url(database.url)
+    if database.backend == "sqlite":
+        return url.set(database="/nonexistent-directory/app.db").render_as_string()
+    return url.set(port=1).render_as_string(hide_password=False)
+
+
+async def test_an_unreachable_database_is_503_not_500(database: Database) -> None:
+    app = create_app(make_settings(unreachable(database)))
+    async with serve(app) as client:
+        for response in (
+            await client.get("/health"),
+            await client.get("/users/1"),
+            await client.post(
+                "/users/", json={"email": "a@example.com", "password": "long enough"}
+            ),
+        ):
+            assert response.status_code == 503
+            assert response.json() == {"detail": "Database unavailable, retry later"}
+            assert response.headers["retry-after"] == "1"
+
+
+async def test_an_exhausted_pool_answers_503_instead_of_hanging(database: Database) -> None:
+    settings = make_settings(database.url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
+    app = create_app(settings)
+    async with serve(app) as client:
+        async with app.state.engine.connect() as held:  # the pool's only connection
+            await held.exec_driver_sql("SELECT 1")
+            response = await client.get("/users/1")
+            assert response.status_code == 503
+        assert (await client.get("/users/1")).status_code == 404
+        assert (await client.get("/health")).json() == {"status": "ok"}
