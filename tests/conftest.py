@@ -204,7 +204,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "password_hash_concurrency": 4,
     }
     options.update(overrides)
-    return Settings(_env_file=None, **options)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **options)
 
 
 @pytest.fixture
