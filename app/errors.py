@@ -38,6 +38,32 @@ class ItemNotFound(NotFound):
     detail = "Item not found"
 
 
+class NotAuthenticated(DomainError):
+    status_code = 401
+    detail = "Could not validate credentials"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - read-only
+
+
+class IncorrectLogin(NotAuthenticated):
+    # One answer for an unknown email and a wrong password.
+    detail = "Incorrect email or password"
+
+
+class InactiveUser(DomainError):
+    status_code = 400
+    detail = "Inactive user"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    detail = "Not enough permissions"
+
+
+class IncorrectPassword(DomainError):
+    status_code = 400
+    detail = "Current password is incorrect"
+
+
 class EmailAlreadyRegistered(DomainError):
     # 400, not 409: the seed API's contract for a duplicate sign-up.
     status_code = 400

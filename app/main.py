@@ -1,25 +1,31 @@
 """The application factory. Importing this module connects to nothing."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import health, items, users
+from app.api import auth, health, items, users
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
-from app.security import PasswordHasher
+from app.security import PasswordHasher, TokenIssuer
 from app.settings import Settings
+
+log = logging.getLogger("app")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or Settings()  # in production, refuses a missing or weak SECRET_KEY
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.environment == "development" and settings.uses_development_secret_key:
+            log.warning("SECRET_KEY is not set: tokens are signed with the development key")
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        await app.state.password_hasher.prepare()
         try:
             yield
         finally:
@@ -30,10 +36,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="The users & items API, async-first on SQLAlchemy 2.0.",
         lifespan=lifespan,
         max_body_size=settings.max_body_size,
+        openapi_tags=[
+            {"name": "auth", "description": "Log in (OAuth2 password flow) for a bearer token."},
+            {"name": "users", "description": "Sign up, read accounts, manage your own."},
+            {"name": "items", "description": "Items: public to read, their owner's to change."},
+            {"name": "health", "description": "Liveness and database reachability."},
+        ],
     )
     app.state.settings = settings
     app.state.password_hasher = PasswordHasher(settings)
+    app.state.token_issuer = TokenIssuer(settings)
     install_error_handlers(app)
+    app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(items.router)
     app.include_router(health.router)

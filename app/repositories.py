@@ -15,21 +15,36 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, *, email: str, hashed_password: str) -> User:
+    async def add(self, *, email: str, hashed_password: str, is_superuser: bool = False) -> User:
         """Insert a user; the unique constraint, not a prior look-up, decides duplicates."""
-        user = User(email=email, hashed_password=hashed_password, items=[])
+        user = User(
+            email=email, hashed_password=hashed_password, is_superuser=is_superuser, items=[]
+        )
         self.session.add(user)
+        await self._flush()
+        return user
+
+    async def save(self, user: User) -> None:
+        """Write the changes made to `user` (an email may now be taken)."""
+        await self._flush()
+
+    async def _flush(self) -> None:
         try:
             await self.session.flush()
         except IntegrityError as error:
             if violated_constraint(error) == "unique":
                 raise EmailAlreadyRegistered from error
             raise
-        return user
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.scalar(select(User).where(User.id == user_id))
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.email == email))
 
     async def get_with_items(self, user_id: int) -> User | None:
         statement = select(User).where(User.id == user_id).options(selectinload(User.items))
-        return (await self.session.scalars(statement)).one_or_none()
+        return await self.session.scalar(statement)
 
     async def list_with_items(self, *, skip: int, limit: int) -> Sequence[User]:
         statement = (
@@ -40,6 +55,12 @@ class UserRepository:
             .limit(limit)
         )
         return (await self.session.scalars(statement)).all()
+
+    async def delete(self, user: User) -> None:
+        """Delete the user; the database's ON DELETE CASCADE removes its items
+        (the relationship's passive_deletes keeps the ORM from loading them)."""
+        await self.session.delete(user)
+        await self.session.flush()
 
 
 class ItemRepository:
@@ -59,6 +80,28 @@ class ItemRepository:
             raise
         return item
 
-    async def list(self, *, skip: int, limit: int) -> Sequence[Item]:
+    async def get(self, item_id: int) -> Item | None:
+        return await self.session.scalar(select(Item).where(Item.id == item_id))
+
+    async def list(
+        self,
+        *,
+        skip: int,
+        limit: int,
+        owner_id: int | None = None,
+        title_contains: str | None = None,
+    ) -> Sequence[Item]:
         statement = select(Item).order_by(Item.id).offset(skip).limit(limit)
+        if owner_id is not None:
+            statement = statement.where(Item.owner_id == owner_id)
+        if title_contains:
+            # autoescape: a % or _ in the search text matches itself.
+            statement = statement.where(Item.title.icontains(title_contains, autoescape=True))
         return (await self.session.scalars(statement)).all()
+
+    async def save(self, item: Item) -> None:
+        await self.session.flush()
+
+    async def delete(self, item: Item) -> None:
+        await self.session.delete(item)
+        await self.session.flush()

@@ -1,8 +1,16 @@
 """What clients send and receive. Validation here is the first line against bad input."""
 
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 # Largest value of PostgreSQL's `integer`, the type of every id column.
 MAX_ID = 2_147_483_647
@@ -51,6 +59,19 @@ class ItemCreate(BaseModel):
     description: Description | None = None
 
 
+class ItemUpdate(BaseModel):
+    """Only the fields sent are changed; `description` may be set to null."""
+
+    title: Title | None = None
+    description: Description | None = None
+
+    @model_validator(mode="after")
+    def _title_not_null(self) -> Self:
+        if "title" in self.model_fields_set and self.title is None:
+            raise ValueError("title cannot be null")
+        return self
+
+
 class ItemOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -65,6 +86,24 @@ class UserCreate(BaseModel):
     password: Password
 
 
+class UserUpdate(BaseModel):
+    """Only the fields sent are changed. A new password needs the current one."""
+
+    email: Email | None = None
+    password: Password | None = None
+    current_password: (
+        Annotated[str, Field(max_length=128), AfterValidator(_storable_text)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if "email" in self.model_fields_set and self.email is None:
+            raise ValueError("email cannot be null")
+        if self.password is not None and self.current_password is None:
+            raise ValueError("current_password is required to change the password")
+        return self
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -72,6 +111,21 @@ class UserOut(BaseModel):
     id: int
     is_active: bool
     items: list[ItemOut]
+
+
+class LoginForm(BaseModel):
+    """OAuth2 password flow form (`application/x-www-form-urlencoded`)."""
+
+    grant_type: Literal["password"] | None = None
+    username: Annotated[str, Field(max_length=320, description="The account's email.")]
+    # Bounded like sign-up passwords: nobody gets to feed megabytes to the hasher.
+    password: Annotated[str, Field(max_length=128), AfterValidator(_storable_text)]
+    scope: str = ""
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
 
 
 class Page(BaseModel):

@@ -1,9 +1,13 @@
 """Configuration: environment variables (and an optional `.env`), read in one place."""
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Good enough for a laptop, refused in production (see Settings._secret_key_fits).
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"  # noqa: S105
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -34,3 +38,26 @@ class Settings(BaseSettings):
     password_hash_memory_cost: int = Field(default=64 * 1024, ge=8)
     password_hash_parallelism: int = Field(default=1, ge=1)
     password_hash_concurrency: int = Field(default=1, ge=1)
+
+    # Access tokens (JWT).
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_expire_minutes: int = Field(default=30, ge=1)
+
+    @property
+    def uses_development_secret_key(self) -> bool:
+        return self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
+
+    @model_validator(mode="after")
+    def _secret_key_fits(self) -> Self:
+        # Anyone who knows the key can mint tokens for any account.
+        if self.environment == "production" and (
+            self.uses_development_secret_key
+            or len(self.secret_key.get_secret_value()) < MIN_SECRET_KEY_LENGTH
+        ):
+            raise ValueError(
+                "ENVIRONMENT=production needs SECRET_KEY set to a random string of at least "
+                f"{MIN_SECRET_KEY_LENGTH} characters, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        return self

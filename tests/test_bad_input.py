@@ -6,7 +6,7 @@ import pytest
 from httpx import AsyncClient
 
 from tests.conftest import Database
-from tests.helpers import PASSWORD, sign_up, unique_email
+from tests.helpers import PASSWORD, new_account, unique_email
 
 JSON = {"content-type": "application/json"}
 
@@ -68,9 +68,15 @@ async def test_the_largest_id_is_simply_not_found(client: AsyncClient) -> None:
 
 
 async def test_huge_ids_in_write_paths_are_422(client: AsyncClient, database: Database) -> None:
-    response = await client.post("/users/99999999999999999999/items/", json={"title": "x"})
-    assert response.status_code == 422
-    await assert_nothing_written(database)
+    account = await new_account(client)
+    for method, path in (
+        ("POST", "/users/99999999999999999999/items/"),
+        ("PATCH", "/items/99999999999999999999"),
+        ("DELETE", "/items/2147483648"),
+    ):
+        response = await client.request(method, path, json={"title": "x"}, headers=account.headers)
+        assert response.status_code == 422, path
+    await assert_nothing_written(database, users=1)
 
 
 @pytest.mark.parametrize(
@@ -79,25 +85,30 @@ async def test_huge_ids_in_write_paths_are_422(client: AsyncClient, database: Da
 async def test_text_the_database_cannot_store_is_422(
     client: AsyncClient, database: Database, title: str
 ) -> None:
-    user = await sign_up(client)
+    account = await new_account(client)
     for url, body in (
-        (f"/users/{user['id']}/items/", {"title": title}),
+        (f"/users/{account.id}/items/", {"title": title}),
+        ("/items/", {"title": title}),
         ("/users/", {"email": unique_email(), "password": PASSWORD + title}),
     ):
         # Valid JSON: json.dumps escapes both characters (\u0000, \ud800).
-        response = await client.post(url, content=json.dumps(body), headers=JSON)
+        response = await client.post(
+            url, content=json.dumps(body), headers={**JSON, **account.headers}
+        )
         assert response.status_code == 422, body
     await assert_nothing_written(database, users=1)
 
 
 async def test_unicode_text_round_trips(client: AsyncClient) -> None:
-    user = await sign_up(client, password="pässwörd ☃ 🔑")
+    account = await new_account(client, password="pässwörd ☃ 🔑")
     response = await client.post(
-        f"/users/{user['id']}/items/", json={"title": "Ünïcødé ☃", "description": "多言語 🚀"}
+        f"/users/{account.id}/items/",
+        json={"title": "Ünïcødé ☃", "description": "多言語 🚀"},
+        headers=account.headers,
     )
     assert response.status_code == 200
     assert response.json()["title"] == "Ünïcødé ☃"
-    assert (await client.get(f"/users/{user['id']}")).json()["items"][0][
+    assert (await client.get(f"/users/{account.id}")).json()["items"][0][
         "description"
     ] == "多言語 🚀"
 

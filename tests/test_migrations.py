@@ -21,3 +21,29 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again(template: Template
     assert await database.tables() == {"alembic_version"}
     await asyncio.to_thread(migrate, database.url, "upgrade", "head")
     assert await database.tables() == TABLES
+
+
+async def test_upgrading_a_database_that_holds_rows_keeps_them(template: Template) -> None:
+    database = Database(template.backend, await template.empty())
+    await asyncio.to_thread(migrate, database.url, "upgrade", "0001")
+    await database.execute(
+        "INSERT INTO users (email, hashed_password) VALUES ('a@example.com', 'h1')",
+        "INSERT INTO users (email, hashed_password, is_active) VALUES ('b@x.com', 'h2', false)",
+        "INSERT INTO items (title, description, owner_id) VALUES ('one', 'first', 1)",
+        "INSERT INTO items (title, owner_id) VALUES ('two', 1)",
+        "INSERT INTO items (title, owner_id) VALUES ('three', 2)",
+    )
+
+    await asyncio.to_thread(migrate, database.url, "upgrade", "head")
+
+    assert await database.scalar("SELECT count(*) FROM users WHERE is_superuser = false") == 2
+    assert await database.scalar("SELECT count(*) FROM users WHERE is_active = false") == 1
+    assert await database.column("SELECT title FROM items ORDER BY id") == ["one", "two", "three"]
+    # The foreign key now cascades: deleting a user takes its items along.
+    await database.execute("DELETE FROM users WHERE id = 1")
+    assert await database.scalar("SELECT count(*) FROM items") == 1
+    # New rows continue after the old ids.
+    await database.execute(
+        "INSERT INTO users (email, hashed_password) VALUES ('c@example.com', 'h3')"
+    )
+    assert await database.scalar("SELECT max(id) FROM users") == 3

@@ -10,7 +10,7 @@ from app.api.deps import Users
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import Database, make_settings, serve
-from tests.helpers import create_item, sign_up
+from tests.helpers import create_item, new_account, new_superuser
 
 # Database-level guards that let an INSERT succeed and make the COMMIT fail,
 # the failure a default-scoped yield dependency would report as 200.
@@ -40,10 +40,12 @@ COMMIT_GUARD = {
 async def test_a_failing_commit_is_an_error_response_and_saves_nothing(
     client: AsyncClient, database: Database
 ) -> None:
-    user = await sign_up(client)
+    owner = await new_account(client)
     await database.execute(*COMMIT_GUARD[database.backend])
 
-    response = await client.post(f"/users/{user['id']}/items/", json={"title": "fail-at-commit"})
+    response = await client.post(
+        f"/users/{owner.id}/items/", json={"title": "fail-at-commit"}, headers=owner.headers
+    )
 
     assert response.status_code == 409
     assert response.json() == {
@@ -51,7 +53,7 @@ async def test_a_failing_commit_is_an_error_response_and_saves_nothing(
     }
     assert await database.scalar("SELECT count(*) FROM items") == 0
     # The guard only refuses that title: the same request otherwise commits.
-    await create_item(client, user["id"], "fine")
+    await create_item(client, owner, "fine")
     assert await database.scalar("SELECT count(*) FROM items") == 1
 
 
@@ -75,23 +77,28 @@ async def test_an_exception_after_a_write_rolls_the_write_back(
 async def test_no_connection_stays_checked_out_after_any_kind_of_request(
     app: FastAPI, client: AsyncClient, database: Database
 ) -> None:
-    user = await sign_up(client)
+    owner = await new_account(client)
+    admin = await new_superuser(client, database)
     await database.execute(*COMMIT_GUARD[database.backend])
-    requests: list[tuple[str, str, Any]] = [
-        ("GET", f"/users/{user['id']}", None),  # 200
-        ("GET", "/users/999", None),  # 404
-        ("POST", "/users/", {"email": user["email"], "password": "long enough"}),  # 400
-        ("POST", "/users/999/items/", {"title": "orphan"}),  # 404 after a failed INSERT
-        ("POST", f"/users/{user['id']}/items/", {"title": "fail-at-commit"}),  # 409 at COMMIT
-        ("POST", f"/users/{user['id']}/items/", {"title": ""}),  # 422
-        ("GET", "/items/?limit=1000", None),  # 422
+    mine = f"/users/{owner.id}/items/"
+    requests: list[tuple[str, str, Any, dict[str, str], int]] = [
+        ("GET", f"/users/{owner.id}", None, {}, 200),
+        ("GET", "/users/999", None, {}, 404),
+        ("POST", "/users/", {"email": owner.email, "password": "long enough"}, {}, 400),
+        ("POST", "/auth/token", None, {}, 422),
+        ("GET", "/users/me", None, {"Authorization": "Bearer nonsense"}, 401),
+        ("POST", mine, {"title": "x"}, {}, 401),
+        ("POST", f"/users/{admin.id}/items/", {"title": "x"}, owner.headers, 403),
+        ("POST", "/users/999/items/", {"title": "orphan"}, admin.headers, 404),  # failed INSERT
+        ("POST", mine, {"title": "fail-at-commit"}, owner.headers, 409),  # failed COMMIT
+        ("POST", mine, {"title": ""}, owner.headers, 422),
+        ("GET", "/items/?limit=1000", None, {}, 422),
+        ("DELETE", "/users/me", None, owner.headers, 204),
     ]
-    statuses = []
-    for method, url, body in requests:
-        response = await client.request(method, url, json=body)
-        statuses.append(response.status_code)
+    for method, url, body, headers, expected in requests:
+        response = await client.request(method, url, json=body, headers=headers)
+        assert response.status_code == expected, (method, url, response.text)
         assert app.state.engine.pool.checkedout() == 0, (method, url)
-    assert statuses == [200, 404, 400, 404, 409, 422, 422]
 
 
 def unreachable(database: Database) -> str:

@@ -5,7 +5,7 @@ import asyncio
 from httpx import AsyncClient
 
 from tests.conftest import Database
-from tests.helpers import PASSWORD, create_item, sign_up, unique_email
+from tests.helpers import PASSWORD, create_item, new_account, sign_up, unique_email
 
 
 async def test_sign_up_returns_the_new_user_without_any_password(client: AsyncClient) -> None:
@@ -92,14 +92,14 @@ async def test_a_rejected_password_is_not_echoed_back(client: AsyncClient) -> No
 
 
 async def test_read_user_includes_items_in_id_order(client: AsyncClient) -> None:
-    user = await sign_up(client)
-    other = await sign_up(client)
-    first = await create_item(client, user["id"], "first", description="one")
-    await create_item(client, other["id"], "not mine")
-    second = await create_item(client, user["id"], "second")
-    response = await client.get(f"/users/{user['id']}")
+    owner = await new_account(client)
+    other = await new_account(client)
+    first = await create_item(client, owner, "first", description="one")
+    await create_item(client, other, "not mine")
+    second = await create_item(client, owner, "second")
+    response = await client.get(f"/users/{owner.id}")
     assert response.status_code == 200
-    assert response.json() == {**user, "items": [first, second]}
+    assert response.json() == {**owner.user, "items": [first, second]}
 
 
 async def test_read_missing_user_is_404(client: AsyncClient) -> None:
@@ -109,8 +109,9 @@ async def test_read_missing_user_is_404(client: AsyncClient) -> None:
 
 
 async def test_list_users_pages_in_id_order(client: AsyncClient) -> None:
-    users = [await sign_up(client) for _ in range(5)]
-    await create_item(client, users[2]["id"], "owned")
+    accounts = [await new_account(client) for _ in range(5)]
+    users = [account.user for account in accounts]
+    await create_item(client, accounts[2], "owned")
     response = await client.get("/users/", params={"skip": 1, "limit": 2})
     assert response.status_code == 200
     page = response.json()

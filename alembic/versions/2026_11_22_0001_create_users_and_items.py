@@ -1,7 +1,8 @@
 """create users and items
 
 The seed's two tables, with what the seed left out: NOT NULL where a value is
-required, an index on items.owner_id, and named constraints.
+required, an index on items.owner_id, named constraints, and ids that SQLite
+never reuses (AUTOINCREMENT; PostgreSQL sequences never do).
 
 Revision ID: 0001
 Revises:
@@ -28,6 +29,7 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "items",
@@ -37,6 +39,7 @@ def upgrade() -> None:
         sa.Column("owner_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_items_owner_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_items")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_items_owner_id"), "items", ["owner_id"])
 

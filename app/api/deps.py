@@ -3,12 +3,15 @@
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
+from app.errors import Forbidden, ItemNotFound, NotAuthenticated
+from app.models import Item, User
 from app.repositories import ItemRepository, UserRepository
 from app.schemas import MAX_ID, Page
-from app.security import PasswordHasher
+from app.security import InvalidToken, PasswordHasher, TokenIssuer
 
 # scope="function": commit before the response is sent (see app.db.unit_of_work).
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
@@ -27,8 +30,55 @@ def _password_hasher(request: Request) -> PasswordHasher:
     return hasher
 
 
+def _token_issuer(request: Request) -> TokenIssuer:
+    issuer: TokenIssuer = request.app.state.token_issuer
+    return issuer
+
+
 Users = Annotated[UserRepository, Depends(_users)]
 Items = Annotated[ItemRepository, Depends(_items)]
 Passwords = Annotated[PasswordHasher, Depends(_password_hasher)]
+Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
 PageDep = Annotated[Page, Query()]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id.")]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="An item's id.")]
+
+# Answers 401 with WWW-Authenticate: Bearer when the header is missing, and lets
+# /docs log in through POST /auth/token.
+bearer_token = OAuth2PasswordBearer(tokenUrl="/auth/token")
+
+
+async def _current_user(
+    token: Annotated[str, Depends(bearer_token)], tokens: Tokens, users: Users
+) -> User:
+    try:
+        user_id = tokens.user_id(token)
+    except InvalidToken:
+        raise NotAuthenticated from None
+    user = await users.get(user_id)
+    if user is None:  # deleted since the token was issued
+        raise NotAuthenticated
+    if not user.is_active:
+        raise NotAuthenticated("Inactive user")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+def ensure_may_act_for(user: User, owner_id: int) -> None:
+    """An account's data is written by its owner, or by a superuser."""
+    if user.id != owner_id and not user.is_superuser:
+        raise Forbidden
+
+
+async def _owned_item(item_id: ItemId, user: CurrentUser, items: Items) -> Item:
+    item = await items.get(item_id)
+    if item is None:
+        raise ItemNotFound
+    ensure_may_act_for(user, item.owner_id)
+    return item
+
+
+# The item named in the path, once the token's user is known to be allowed to change it.
+OwnedItem = Annotated[Item, Depends(_owned_item)]

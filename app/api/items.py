@@ -1,12 +1,62 @@
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.deps import Items, PageDep
+from fastapi import APIRouter, Query, status
+
+from app.api.deps import CurrentUser, ItemId, Items, OwnedItem, PageDep
+from app.api.responses import errors
+from app.errors import ItemNotFound
 from app.models import Item
-from app.schemas import ItemOut
+from app.schemas import MAX_ID, ItemCreate, ItemOut, ItemUpdate
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], responses=errors(503))
+
+ITEM_NOT_FOUND = (404, "Item not found")
 
 
 @router.get("/", response_model=list[ItemOut])
-async def list_items(items: Items, page: PageDep) -> list[Item]:
-    return list(await items.list(skip=page.skip, limit=page.limit))
+async def list_items(
+    items: Items,
+    page: PageDep,
+    owner_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this user's items.")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=255, description="Case-insensitive substring of the title.")
+    ] = None,
+) -> list[Item]:
+    return list(
+        await items.list(skip=page.skip, limit=page.limit, owner_id=owner_id, title_contains=q)
+    )
+
+
+@router.post("/", response_model=ItemOut, responses=errors(401, 409))
+async def create_item(body: ItemCreate, me: CurrentUser, items: Items) -> Item:
+    """Create an item owned by the token's user."""
+    return await items.add_for_owner(me.id, title=body.title, description=body.description)
+
+
+@router.get("/{item_id}", response_model=ItemOut, responses=errors(ITEM_NOT_FOUND))
+async def read_item(item_id: ItemId, items: Items) -> Item:
+    item = await items.get(item_id)
+    if item is None:
+        raise ItemNotFound
+    return item
+
+
+@router.patch("/{item_id}", response_model=ItemOut, responses=errors(401, 403, ITEM_NOT_FOUND, 409))
+async def update_item(body: ItemUpdate, item: OwnedItem, items: Items) -> Item:
+    """Change the title and/or description: the owner's token, or a superuser's."""
+    for field, value in body.model_dump(exclude_unset=True).items():
+        setattr(item, field, value)
+    await items.save(item)
+    return item
+
+
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(401, 403, ITEM_NOT_FOUND),
+)
+async def delete_item(item: OwnedItem, items: Items) -> None:
+    """Delete an item: the owner's token, or a superuser's."""
+    await items.delete(item)

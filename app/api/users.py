@@ -1,19 +1,24 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 
-from app.api.deps import Items, PageDep, Passwords, UserId, Users
-from app.errors import UserNotFound
+from app.api.deps import CurrentUser, Items, PageDep, Passwords, UserId, Users, ensure_may_act_for
+from app.api.responses import errors
+from app.errors import IncorrectPassword, UserNotFound
 from app.models import Item, User
-from app.schemas import ErrorMessage, ItemCreate, ItemOut, UserCreate, UserOut
+from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
 
 
-@router.post(
-    "/",
-    response_model=UserOut,
-    responses={400: {"model": ErrorMessage, "description": "Email already registered"}},
-)
+async def _with_items(users: Users, user_id: int) -> User:
+    user = await users.get_with_items(user_id)
+    if user is None:
+        raise UserNotFound
+    return user
+
+
+@router.post("/", response_model=UserOut, responses=errors((400, "Email already registered")))
 async def create_user(body: UserCreate, users: Users, passwords: Passwords) -> User:
+    """Sign up. The password is hashed (argon2id) and never returned."""
     hashed_password = await passwords.hash(body.password)
     return await users.add(email=body.email, hashed_password=hashed_password)
 
@@ -23,22 +28,47 @@ async def list_users(users: Users, page: PageDep) -> list[User]:
     return list(await users.list_with_items(skip=page.skip, limit=page.limit))
 
 
-@router.get(
-    "/{user_id}",
+@router.get("/me", response_model=UserOut, responses=errors(401))
+async def read_me(me: CurrentUser, users: Users) -> User:
+    return await _with_items(users, me.id)
+
+
+@router.patch(
+    "/me",
     response_model=UserOut,
-    responses={404: {"model": ErrorMessage, "description": "User not found"}},
+    responses=errors((400, "Email already registered, or current password incorrect"), 401, 409),
 )
+async def update_me(body: UserUpdate, me: CurrentUser, users: Users, passwords: Passwords) -> User:
+    """Change the email and/or the password; a new password needs `current_password`."""
+    if body.password is not None and body.current_password is not None:  # sent together
+        if not await passwords.verify(body.current_password, me.hashed_password):
+            raise IncorrectPassword
+        me.hashed_password = await passwords.hash(body.password)
+    if body.email is not None:
+        me.email = body.email
+    await users.save(me)
+    return await _with_items(users, me.id)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
+async def delete_me(me: CurrentUser, users: Users) -> None:
+    """Delete the account and, with it, all of its items."""
+    await users.delete(me)
+
+
+@router.get("/{user_id}", response_model=UserOut, responses=errors((404, "User not found")))
 async def read_user(user_id: UserId, users: Users) -> User:
-    user = await users.get_with_items(user_id)
-    if user is None:
-        raise UserNotFound
-    return user
+    return await _with_items(users, user_id)
 
 
 @router.post(
     "/{user_id}/items/",
     response_model=ItemOut,
-    responses={404: {"model": ErrorMessage, "description": "User not found"}},
+    responses=errors(401, 403, (404, "User not found"), 409),
 )
-async def create_item_for_user(user_id: UserId, body: ItemCreate, items: Items) -> Item:
+async def create_item_for_user(
+    user_id: UserId, body: ItemCreate, me: CurrentUser, items: Items
+) -> Item:
+    """Create an item owned by `user_id`: that user's token, or a superuser's."""
+    ensure_may_act_for(me, user_id)
     return await items.add_for_owner(user_id, title=body.title, description=body.description)

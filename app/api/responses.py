@@ -1,0 +1,24 @@
+"""Documented error responses: every status a route can answer with, and its body."""
+
+from typing import Any
+
+from app.schemas import ErrorMessage
+
+DESCRIPTIONS = {
+    400: "The request cannot be carried out as sent",
+    401: "Missing, malformed, expired or revoked token (WWW-Authenticate: Bearer)",
+    403: "The token's user may not change this resource",
+    404: "Not found",
+    409: "Conflicted with data written concurrently; nothing was saved",
+    413: "Request body larger than MAX_BODY_SIZE",
+    503: "Database unavailable; retry (Retry-After)",
+}
+
+
+def errors(*codes: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route, e.g. errors(401, 403, (404, "Item not found"))."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for entry in codes:
+        code, description = entry if isinstance(entry, tuple) else (entry, DESCRIPTIONS[entry])
+        out[code] = {"model": ErrorMessage, "description": description}
+    return out

@@ -1,0 +1,48 @@
+"""The OpenAPI document tells clients every error a route answers with, and its body."""
+
+from httpx import AsyncClient
+
+ERRORS = {
+    ("post", "/auth/token"): {400, 401, 422, 503},
+    ("post", "/users/"): {400, 422, 503},
+    ("get", "/users/"): {422, 503},
+    ("get", "/users/me"): {401, 503},
+    ("patch", "/users/me"): {400, 401, 409, 422, 503},
+    ("delete", "/users/me"): {401, 503},
+    ("get", "/users/{user_id}"): {404, 422, 503},
+    ("post", "/users/{user_id}/items/"): {401, 403, 404, 409, 422, 503},
+    ("get", "/items/"): {422, 503},
+    ("post", "/items/"): {401, 409, 422, 503},
+    ("get", "/items/{item_id}"): {404, 422, 503},
+    ("patch", "/items/{item_id}"): {401, 403, 404, 409, 422, 503},
+    ("delete", "/items/{item_id}"): {401, 403, 404, 422, 503},
+    ("get", "/health"): {503},
+}
+NEEDS_TOKEN = {op for op, codes in ERRORS.items() if 401 in codes and op[1] != "/auth/token"}
+
+
+async def test_every_route_documents_its_errors_and_their_bodies(client: AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operations = {
+        (method, path): operation
+        for path, methods in spec["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert operations.keys() == ERRORS.keys()
+    for op, operation in operations.items():
+        errors = {int(code) for code in operation["responses"] if int(code) >= 400}
+        assert errors == ERRORS[op], op
+        for code in errors:
+            schema = operation["responses"][str(code)]["content"]["application/json"]["schema"]
+            expected = "HTTPValidationError" if code == 422 else "ErrorMessage"
+            assert schema == {"$ref": f"#/components/schemas/{expected}"}, (op, code)
+        assert len(operation["tags"]) == 1
+        assert operation["tags"][0] in {"auth", "users", "items", "health"}
+        assert ("security" in operation) == (op in NEEDS_TOKEN), op
+
+
+async def test_docs_can_log_in_with_the_password_flow(client: AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/auth/token"
+    assert (await client.get("/docs")).status_code == 200
