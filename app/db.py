@@ -55,8 +55,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Same pool, but each statement runs on its own (AUTOCOMMIT): no BEGIN and no
+    # ROLLBACK round trips around requests that only read.
+    return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """One request, one session, one transaction.
+    """One request, one session; for requests that may write, one transaction.
 
     Used with `Depends(..., scope="function")`: FastAPI then runs the code after
     `yield` once the endpoint has returned and its response has been serialised,
@@ -64,10 +73,17 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     fails the exception reaches the error handlers and the client gets an error
     status instead of a 2xx. Any exception raised by the endpoint rolls back.
     A default-scoped dependency would commit after the response was sent.
+
+    GET and HEAD never write, so they skip the transaction altogether; their
+    reads each see committed data (each read route makes one query).
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker.begin() as session:
-        yield session
+    state = request.app.state
+    if request.method in READ_ONLY_METHODS:
+        async with state.read_sessionmaker() as session:
+            yield session
+    else:
+        async with state.sessionmaker.begin() as session:
+            yield session
 
 
 async def ping(session: AsyncSession) -> None:

@@ -1,14 +1,66 @@
-"""The only place SQL is written: `select()`s on the mapped models, per aggregate."""
+"""The only place SQL is written: `select()`s on the mapped models, per aggregate.
+
+Writes go through ORM entities. Reads that only feed a response select the
+columns it shows, user and items in one round trip, and return plain dicts in the
+response's shape: no entity is built, nothing can lazy-load.
+"""
 
 from collections.abc import Sequence
+from typing import Any, TypedDict, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from app.errors import EmailAlreadyRegistered, UserNotFound, violated_constraint
 from app.models import Item, User
+from app.schemas import Page
+
+
+class ItemView(TypedDict):
+    title: str
+    description: str | None
+    id: int
+    owner_id: int
+
+
+class UserView(TypedDict):
+    email: str
+    id: int
+    is_active: bool
+    items: list[ItemView]
+
+
+_ITEM_COLUMNS = (Item.title, Item.description, Item.id, Item.owner_id)
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+
+def _paged(statement: S, page: Page, id_column: Any) -> S:
+    if page.after is not None:
+        statement = statement.where(id_column > page.after)
+    return statement.order_by(id_column).offset(page.skip).limit(page.limit)
+
+
+def _users_with_items(rows: Sequence[Any]) -> list[UserView]:
+    """Rows of (user id, email, is_active, item columns...), ordered by user then item."""
+    users: list[UserView] = []
+    for user_id, email, is_active, title, description, item_id in rows:
+        if not users or users[-1]["id"] != user_id:
+            users.append({"email": email, "id": user_id, "is_active": is_active, "items": []})
+        if item_id is not None:
+            users[-1]["items"].append(
+                {"title": title, "description": description, "id": item_id, "owner_id": user_id}
+            )
+    return users
+
+
+# Built once: a statement object reused across requests keeps its cache key.
+_USER_WITH_ITEMS = (
+    select(User.id, User.email, User.is_active, Item.title, Item.description, Item.id)
+    .outerjoin(User.items)
+    .where(User.id == bindparam("user_id"))
+    .order_by(Item.id)
+)
 
 
 class UserRepository:
@@ -42,19 +94,21 @@ class UserRepository:
     async def get_by_email(self, email: str) -> User | None:
         return await self.session.scalar(select(User).where(User.email == email))
 
-    async def get_with_items(self, user_id: int) -> User | None:
-        statement = select(User).where(User.id == user_id).options(selectinload(User.items))
-        return await self.session.scalar(statement)
+    async def view(self, user_id: int) -> UserView | None:
+        """The user and its items, as a response shows them; one query."""
+        rows = (await self.session.execute(_USER_WITH_ITEMS, {"user_id": user_id})).all()
+        users = _users_with_items(rows)
+        return users[0] if users else None
 
-    async def list_with_items(self, *, skip: int, limit: int) -> Sequence[User]:
+    async def list_views(self, page: Page) -> list[UserView]:
+        """A page of users, each with its items; one query."""
+        users = _paged(select(User.id, User.email, User.is_active), page, User.id).subquery()
         statement = (
-            select(User)
-            .options(selectinload(User.items))
-            .order_by(User.id)
-            .offset(skip)
-            .limit(limit)
+            select(users, Item.title, Item.description, Item.id)
+            .outerjoin(Item, Item.owner_id == users.c.id)
+            .order_by(users.c.id, Item.id)
         )
-        return (await self.session.scalars(statement)).all()
+        return _users_with_items((await self.session.execute(statement)).all())
 
     async def delete(self, user: User) -> None:
         """Delete the user; the database's ON DELETE CASCADE removes its items
@@ -83,21 +137,20 @@ class ItemRepository:
     async def get(self, item_id: int) -> Item | None:
         return await self.session.scalar(select(Item).where(Item.id == item_id))
 
-    async def list(
-        self,
-        *,
-        skip: int,
-        limit: int,
-        owner_id: int | None = None,
-        title_contains: str | None = None,
-    ) -> Sequence[Item]:
-        statement = select(Item).order_by(Item.id).offset(skip).limit(limit)
+    async def list_views(
+        self, page: Page, *, owner_id: int | None = None, title_contains: str | None = None
+    ) -> list[ItemView]:
+        statement = select(*_ITEM_COLUMNS)
         if owner_id is not None:
             statement = statement.where(Item.owner_id == owner_id)
         if title_contains:
             # autoescape: a % or _ in the search text matches itself.
             statement = statement.where(Item.title.icontains(title_contains, autoescape=True))
-        return (await self.session.scalars(statement)).all()
+        rows = await self.session.execute(_paged(statement, page, Item.id))
+        return [
+            {"title": title, "description": description, "id": item_id, "owner_id": owner_id}
+            for title, description, item_id, owner_id in rows
+        ]
 
     async def save(self, item: Item) -> None:
         await self.session.flush()

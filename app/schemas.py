@@ -129,7 +129,15 @@ class Token(BaseModel):
 
 
 class Page(BaseModel):
-    """Offset pagination shared by every list endpoint; results are ordered by id."""
+    """Pagination shared by every list endpoint; results are ordered by id.
 
-    skip: int = Field(default=0, ge=0, le=MAX_ID, description="Rows to skip.")
+    `after` (keyset) costs the same at any depth: pass the last id of a page to get
+    the next. `skip` (offset) makes the database walk past every skipped row; both
+    may be combined (skip counts from `after`).
+    """
+
+    after: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="Only rows with a larger id (keyset)."
+    )
+    skip: int = Field(default=0, ge=0, le=MAX_ID, description="Rows to skip (offset).")
     limit: int = Field(default=100, ge=1, le=100, description="Rows to return, 1 to 100.")

@@ -212,3 +212,23 @@ async def test_the_authorization_matrix_of_item_writes(
         patched = await write(client, "patch", item["id"], who)
         deleted = await write(client, "delete", item["id"], who)
         assert (patched, deleted) == expected[name], name
+
+
+async def test_keyset_pagination_walks_every_item_once(client: AsyncClient) -> None:
+    owner = await new_account(client)
+    created = [await create_item(client, owner, f"item {n}") for n in range(7)]
+    seen: list[dict[str, object]] = []
+    after = 0
+    while True:
+        page = (await client.get("/items/", params={"after": after, "limit": 3})).json()
+        if not page:
+            break
+        seen += page
+        after = page[-1]["id"]
+    assert seen == created
+    middle = created[2]["id"]
+    response = await client.get("/items/", params={"after": middle, "skip": 1, "limit": 2})
+    assert response.json() == created[4:6]  # skip counts from `after`
+    assert (await client.get("/items/", params={"after": 2_147_483_647})).json() == []
+    for bad in (-1, "x", 2**31):
+        assert (await client.get("/items/", params={"after": bad})).status_code == 422

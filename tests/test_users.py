@@ -126,3 +126,9 @@ async def test_list_users_rejects_bad_paging(client: AsyncClient) -> None:
     for params in ({"skip": -1}, {"limit": 0}, {"limit": 101}, {"skip": "x"}, {"skip": 10**20}):
         response = await client.get("/users/", params=params)
         assert response.status_code == 422, params
+
+
+async def test_list_users_pages_by_keyset_too(client: AsyncClient) -> None:
+    users = [await sign_up(client) for _ in range(4)]
+    page = (await client.get("/users/", params={"after": users[1]["id"], "limit": 5})).json()
+    assert [u["id"] for u in page] == [users[2]["id"], users[3]["id"]]

@@ -17,20 +17,20 @@ from app.security import InvalidToken, PasswordHasher, TokenIssuer
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 
-def _users(session: SessionDep) -> UserRepository:
+async def _users(session: SessionDep) -> UserRepository:
     return UserRepository(session)
 
 
-def _items(session: SessionDep) -> ItemRepository:
+async def _items(session: SessionDep) -> ItemRepository:
     return ItemRepository(session)
 
 
-def _password_hasher(request: Request) -> PasswordHasher:
+async def _password_hasher(request: Request) -> PasswordHasher:
     hasher: PasswordHasher = request.app.state.password_hasher
     return hasher
 
 
-def _token_issuer(request: Request) -> TokenIssuer:
+async def _token_issuer(request: Request) -> TokenIssuer:
     issuer: TokenIssuer = request.app.state.token_issuer
     return issuer
 

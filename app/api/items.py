@@ -6,6 +6,7 @@ from app.api.deps import CurrentUser, ItemId, Items, OwnedItem, PageDep
 from app.api.responses import errors
 from app.errors import ItemNotFound
 from app.models import Item
+from app.repositories import ItemView
 from app.schemas import MAX_ID, ItemCreate, ItemOut, ItemUpdate
 
 router = APIRouter(prefix="/items", tags=["items"], responses=errors(503))
@@ -23,10 +24,8 @@ async def list_items(
     q: Annotated[
         str | None, Query(max_length=255, description="Case-insensitive substring of the title.")
     ] = None,
-) -> list[Item]:
-    return list(
-        await items.list(skip=page.skip, limit=page.limit, owner_id=owner_id, title_contains=q)
-    )
+) -> list[ItemView]:
+    return await items.list_views(page, owner_id=owner_id, title_contains=q)
 
 
 @router.post("/", response_model=ItemOut, responses=errors(401, 409))

@@ -4,13 +4,14 @@ from app.api.deps import CurrentUser, Items, PageDep, Passwords, UserId, Users, 
 from app.api.responses import errors
 from app.errors import IncorrectPassword, UserNotFound
 from app.models import Item, User
+from app.repositories import UserView
 from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
 
 
-async def _with_items(users: Users, user_id: int) -> User:
-    user = await users.get_with_items(user_id)
+async def _view(users: Users, user_id: int) -> UserView:
+    user = await users.view(user_id)
     if user is None:
         raise UserNotFound
     return user
@@ -24,13 +25,13 @@ async def create_user(body: UserCreate, users: Users, passwords: Passwords) -> U
 
 
 @router.get("/", response_model=list[UserOut])
-async def list_users(users: Users, page: PageDep) -> list[User]:
-    return list(await users.list_with_items(skip=page.skip, limit=page.limit))
+async def list_users(users: Users, page: PageDep) -> list[UserView]:
+    return await users.list_views(page)
 
 
 @router.get("/me", response_model=UserOut, responses=errors(401))
-async def read_me(me: CurrentUser, users: Users) -> User:
-    return await _with_items(users, me.id)
+async def read_me(me: CurrentUser, users: Users) -> UserView:
+    return await _view(users, me.id)
 
 
 @router.patch(
@@ -38,7 +39,9 @@ async def read_me(me: CurrentUser, users: Users) -> User:
     response_model=UserOut,
     responses=errors((400, "Email already registered, or current password incorrect"), 401, 409),
 )
-async def update_me(body: UserUpdate, me: CurrentUser, users: Users, passwords: Passwords) -> User:
+async def update_me(
+    body: UserUpdate, me: CurrentUser, users: Users, passwords: Passwords
+) -> UserView:
     """Change the email and/or the password; a new password needs `current_password`."""
     if body.password is not None and body.current_password is not None:  # sent together
         if not await passwords.verify(body.current_password, me.hashed_password):
@@ -47,7 +50,7 @@ async def update_me(body: UserUpdate, me: CurrentUser, users: Users, passwords: 
     if body.email is not None:
         me.email = body.email
     await users.save(me)
-    return await _with_items(users, me.id)
+    return await _view(users, me.id)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
@@ -57,8 +60,8 @@ async def delete_me(me: CurrentUser, users: Users) -> None:
 
 
 @router.get("/{user_id}", response_model=UserOut, responses=errors((404, "User not found")))
-async def read_user(user_id: UserId, users: Users) -> User:
-    return await _with_items(users, user_id)
+async def read_user(user_id: UserId, users: Users) -> UserView:
+    return await _view(users, user_id)
 
 
 @router.post(
