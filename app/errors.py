@@ -8,6 +8,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
 
 log = logging.getLogger("app.errors")
 
@@ -125,6 +126,24 @@ def install_error_handlers(app: FastAPI) -> None:
         # write conflicted with data written concurrently. Nothing was committed.
         log.warning("write refused on %s %s: %s", request.method, request.url.path, error)
         return _error(409, CONFLICT)
+
+    @app.exception_handler(StaleDataError)
+    async def stale_data(request: Request, error: StaleDataError) -> JSONResponse:
+        # A row changed or vanished under a concurrent request; repositories turn
+        # the cases they expect into 404s.
+        log.warning("concurrent change on %s %s: %s", request.method, request.url.path, error)
+        return _error(409, CONFLICT)
+
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def database_error(request: Request, error: sa_exc.DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 is "data exception": a value the database would not take.
+        # Validation should have refused it first; if it did not, it is still the
+        # request's data, and still a 4xx.
+        if str(getattr(error.orig, "sqlstate", "")).startswith("22"):
+            log.warning("data refused on %s %s: %s", request.method, request.url.path, error)
+            return _error(422, "The request holds a value the database cannot store or compare")
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=error)
+        return _error(500, "Internal Server Error")
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         log.error("database unavailable on %s %s", request.method, request.url.path, exc_info=error)

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.api import auth, health, items, users
 from app.db import create_engine, create_read_sessionmaker, create_sessionmaker
@@ -13,6 +14,7 @@ from app.security import PasswordHasher, TokenIssuer
 from app.settings import Settings
 
 log = logging.getLogger("app")
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.password_hasher.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="The users & items API, async-first on SQLAlchemy 2.0.",
         lifespan=lifespan,
         max_body_size=settings.max_body_size,
+        telemetry=None if settings.telemetry else TELEMETRY_OFF,
         openapi_tags=[
             {"name": "auth", "description": "Log in (OAuth2 password flow) for a bearer token."},
             {"name": "users", "description": "Sign up, read accounts, manage your own."},

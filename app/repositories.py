@@ -6,13 +6,20 @@ response's shape: no entity is built, nothing can lazy-load.
 """
 
 from collections.abc import Sequence
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar, cast
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import CursorResult, Delete, Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
-from app.errors import EmailAlreadyRegistered, UserNotFound, violated_constraint
+from app.errors import (
+    EmailAlreadyRegistered,
+    ItemNotFound,
+    NotFound,
+    UserNotFound,
+    violated_constraint,
+)
 from app.models import Item, User
 from app.schemas import Page
 
@@ -87,6 +94,8 @@ class UserRepository:
             if violated_constraint(error) == "unique":
                 raise EmailAlreadyRegistered from error
             raise
+        except StaleDataError as error:  # deleted meanwhile: the UPDATE matched no row
+            raise UserNotFound from error
 
     async def get(self, user_id: int) -> User | None:
         return await self.session.scalar(select(User).where(User.id == user_id))
@@ -111,10 +120,8 @@ class UserRepository:
         return _users_with_items((await self.session.execute(statement)).all())
 
     async def delete(self, user: User) -> None:
-        """Delete the user; the database's ON DELETE CASCADE removes its items
-        (the relationship's passive_deletes keeps the ORM from loading them)."""
-        await self.session.delete(user)
-        await self.session.flush()
+        """Delete the user; the database's ON DELETE CASCADE removes its items."""
+        await _delete_one(self.session, delete(User).where(User.id == user.id), UserNotFound)
 
 
 class ItemRepository:
@@ -153,8 +160,18 @@ class ItemRepository:
         ]
 
     async def save(self, item: Item) -> None:
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except StaleDataError as error:  # deleted meanwhile: the UPDATE matched no row
+            raise ItemNotFound from error
 
     async def delete(self, item: Item) -> None:
-        await self.session.delete(item)
-        await self.session.flush()
+        await _delete_one(self.session, delete(Item).where(Item.id == item.id), ItemNotFound)
+
+
+async def _delete_one(session: AsyncSession, statement: Delete, missing: type[NotFound]) -> None:
+    # A DELETE that matches nothing lost a race with another DELETE: that one gets
+    # the 204, this one the 404.
+    result = await session.execute(statement, execution_options={"synchronize_session": False})
+    if cast(CursorResult[Any], result).rowcount == 0:
+        raise missing

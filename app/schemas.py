@@ -1,6 +1,6 @@
 """What clients send and receive. Validation here is the first line against bad input."""
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -9,8 +9,11 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 # Largest value of PostgreSQL's `integer`, the type of every id column.
 MAX_ID = 2_147_483_647
@@ -40,12 +43,41 @@ Password = Annotated[
     Field(min_length=8, max_length=128, description="8 to 128 characters."),
     AfterValidator(_storable_text),
 ]
+_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+M = TypeVar("M", bound=BaseModel)
+
+# A password to check rather than to set: any length up to the maximum (nobody gets
+# to feed megabytes to the hasher).
+LoginPassword = Annotated[str, Field(max_length=128), AfterValidator(_storable_text)]
+SearchText = Annotated[
+    str,
+    Field(max_length=255, description="Case-insensitive substring of the title."),
+    AfterValidator(_storable_text),
+]
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
     AfterValidator(_storable_text),
 ]
 Description = Annotated[str, Field(max_length=10_000), AfterValidator(_storable_text)]
+
+
+def _refuse_nulls(model: M, *fields: str) -> M:
+    # Fields that may be left out but not sent as null (SkipJsonSchema keeps the
+    # null out of the OpenAPI schema; this keeps it out of the data).
+    for field in fields:
+        if field in model.model_fields_set and getattr(model, field) is None:
+            raise ValueError(f"{field} cannot be null")
+    return model
+
+
+def normalized_email(text: str) -> str:
+    """An email as sign-up stores it (validated, normalised, lower-cased), so log-in
+    finds it; text that is no valid email is only lower-cased (and finds nothing)."""
+    try:
+        return _EMAIL.validate_python(text)
+    except ValidationError:
+        return text.lower()
 
 
 class ErrorMessage(BaseModel):
@@ -60,16 +92,14 @@ class ItemCreate(BaseModel):
 
 
 class ItemUpdate(BaseModel):
-    """Only the fields sent are changed; `description` may be set to null."""
+    """Only the fields sent are changed; `description` may be set to null, `title` not."""
 
-    title: Title | None = None
+    title: Title | SkipJsonSchema[None] = None
     description: Description | None = None
 
     @model_validator(mode="after")
-    def _title_not_null(self) -> Self:
-        if "title" in self.model_fields_set and self.title is None:
-            raise ValueError("title cannot be null")
-        return self
+    def _no_null_title(self) -> Self:
+        return _refuse_nulls(self, "title")
 
 
 class ItemOut(BaseModel):
@@ -89,19 +119,19 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     """Only the fields sent are changed. A new password needs the current one."""
 
-    email: Email | None = None
-    password: Password | None = None
-    current_password: (
-        Annotated[str, Field(max_length=128), AfterValidator(_storable_text)] | None
-    ) = None
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"password": ["current_password"]}}
+    )
+
+    email: Email | SkipJsonSchema[None] = None
+    password: Password | SkipJsonSchema[None] = None
+    current_password: LoginPassword | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if "email" in self.model_fields_set and self.email is None:
-            raise ValueError("email cannot be null")
         if self.password is not None and self.current_password is None:
             raise ValueError("current_password is required to change the password")
-        return self
+        return _refuse_nulls(self, "email", "password", "current_password")
 
 
 class UserOut(BaseModel):
@@ -117,9 +147,12 @@ class LoginForm(BaseModel):
     """OAuth2 password flow form (`application/x-www-form-urlencoded`)."""
 
     grant_type: Literal["password"] | None = None
-    username: Annotated[str, Field(max_length=320, description="The account's email.")]
-    # Bounded like sign-up passwords: nobody gets to feed megabytes to the hasher.
-    password: Annotated[str, Field(max_length=128), AfterValidator(_storable_text)]
+    username: Annotated[
+        str,
+        Field(max_length=320, description="The account's email."),
+        AfterValidator(_storable_text),
+    ]
+    password: LoginPassword
     scope: str = ""
 
 

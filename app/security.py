@@ -1,12 +1,17 @@
 """Passwords (argon2id via pwdlib, always off the event loop) and access tokens (JWT)."""
 
+import asyncio
+import contextlib
+import os
 import secrets
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -14,15 +19,17 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from app.schemas import MAX_ID
 from app.settings import Settings
 
-T = TypeVar("T")
+R = TypeVar("R")
 
 
 class PasswordHasher:
-    """Hashes and verifies passwords in worker threads, a bounded number at a time.
+    """argon2id hashing, in low-priority worker threads, a bounded number at a time.
 
-    argon2 is deliberately slow (~0.1 s) and releases the GIL, so it runs in a
-    thread while the event loop keeps serving. A limiter caps how many hashes run
-    at once, so a burst of sign-ups or log-ins cannot take every core from readers.
+    argon2 is deliberately slow (~0.1 s of CPU) and releases the GIL. It runs in
+    threads of its own, at a lower scheduling priority (PASSWORD_HASH_NICENESS),
+    so the event loop and the database keep their CPU while sign-ups and log-ins
+    queue for a turn. Whatever a request needs from the database for the check is
+    loaded inside its turn: a request waiting for a turn holds no connection.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -36,49 +43,69 @@ class PasswordHasher:
             )
         )
         self._limiter = anyio.CapacityLimiter(settings.password_hash_concurrency)
+        self._workers = settings.password_hash_concurrency
+        self._niceness = settings.password_hash_niceness
+        self._executor: ThreadPoolExecutor | None = None
         self._dummy_hash: str | None = None
 
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator["HashingTurn"]:
+        async with self._limiter:
+            yield HashingTurn(self)
+
     async def hash(self, password: str) -> str:
-        async with self._limiter:
-            return await anyio.to_thread.run_sync(self._hash.hash, password)
-
-    async def verify(self, password: str, hashed: str) -> bool:
-        async with self._limiter:
-            return await anyio.to_thread.run_sync(self._hash.verify, password, hashed)
-
-    async def authenticate(
-        self,
-        password: str,
-        load: Callable[[], Awaitable[T | None]],
-        stored_hash: Callable[[T], str],
-    ) -> tuple[T | None, str | None]:
-        """Load an account and check `password` against it, in one hashing turn.
-
-        Returns the account if the password matches (else None), and a new hash
-        when the stored one was made with other parameters (pwdlib's
-        verify-and-update). `load` runs only once a turn is ours, so a request
-        waiting for a turn does not hold a database connection meanwhile. An
-        unknown account costs one verification too: answering it faster than a
-        wrong password would tell which emails are registered.
-        """
-        async with self._limiter:
-            account = await load()
-            if account is None:
-                await anyio.to_thread.run_sync(self._hash.verify, password, self._dummy())
-                return None, None
-            matches, new_hash = await anyio.to_thread.run_sync(
-                self._hash.verify_and_update, password, stored_hash(account)
-            )
-        return (account, new_hash) if matches else (None, None)
-
-    def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
-        return self._dummy_hash
+        async with self.turn() as hashing:
+            return await hashing.hash(password)
 
     async def prepare(self) -> None:
-        """Compute the stand-in hash for unknown accounts once, at start-up."""
-        await anyio.to_thread.run_sync(self._dummy)
+        """Start the workers and make the stand-in hash for unknown accounts."""
+        self._dummy_hash = await self._run(self._hash.hash, secrets.token_urlsafe(16))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def _run(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                self._workers,
+                "password-hashing",
+                initializer=_lower_priority,
+                initargs=(self._niceness,),
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+
+class HashingTurn:
+    """A turn at the hasher (see PasswordHasher.turn)."""
+
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self._hasher = hasher
+
+    async def hash(self, password: str) -> str:
+        return await self._hasher._run(self._hasher._hash.hash, password)
+
+    async def verify(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        """Whether `password` matches `hashed`, and a new hash when the stored one was made
+        with other parameters (pwdlib's verify-and-update).
+
+        `hashed=None` (no such account) costs a verification all the same: answering an
+        unknown email faster than a wrong password would tell which emails are registered.
+        """
+        hasher = self._hasher
+        if hashed is None:
+            if hasher._dummy_hash is None:  # normally made at start-up
+                await hasher.prepare()
+            await hasher._run(hasher._hash.verify, password, hasher._dummy_hash)
+            return False, None
+        return await hasher._run(hasher._hash.verify_and_update, password, hashed)
+
+
+def _lower_priority(niceness: int) -> None:
+    # Linux schedules threads individually: this lowers the calling thread only.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 class InvalidToken(Exception):

@@ -32,12 +32,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_size: int = Field(default=64 * 1024, ge=1024)
+    # FastAPI's own OpenTelemetry instrumentation (traces, metrics, logs) for when a
+    # provider is configured. Off, it costs nothing; on, a check on every request.
+    telemetry: bool = False
 
     # Password hashing (argon2id). Raising these upgrades stored hashes on next login.
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_cost: int = Field(default=64 * 1024, ge=8)
     password_hash_parallelism: int = Field(default=1, ge=1)
     password_hash_concurrency: int = Field(default=1, ge=1)
+    password_hash_niceness: int = Field(default=10, ge=0, le=19)
 
     # Access tokens (JWT).
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)

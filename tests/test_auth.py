@@ -238,3 +238,10 @@ async def test_development_warns_about_the_default_key(
         async with serve(app):
             pass
     assert "SECRET_KEY is not set" in caplog.text
+
+
+async def test_log_in_finds_emails_as_sign_up_normalised_them(client: AsyncClient) -> None:
+    for email in ("jose\u0301@example.com", "x@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com"):
+        user = await sign_up(client, email=email)
+        assert user["email"] != email  # stored normalised
+        await log_in(client, email)

@@ -116,3 +116,15 @@ async def test_unicode_text_round_trips(client: AsyncClient) -> None:
 async def test_unknown_routes_and_methods_are_4xx(client: AsyncClient) -> None:
     assert (await client.get("/nowhere")).status_code == 404
     assert (await client.delete("/items/")).status_code == 405
+
+
+async def test_text_the_database_cannot_compare_is_422_in_queries_and_forms(
+    client: AsyncClient,
+) -> None:
+    for path in ("/items/?q=%00", "/items/?q=a%00b"):
+        response = await client.get(path)
+        assert response.status_code == 422, path
+    response = await client.post(
+        "/auth/token", data={"username": "a\x00@example.com", "password": "x"}
+    )
+    assert response.status_code == 422

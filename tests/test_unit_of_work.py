@@ -4,7 +4,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import make_url
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.api.deps import Users
 from app.main import create_app
@@ -133,3 +135,33 @@ async def test_an_exhausted_pool_answers_503_instead_of_hanging(database: Databa
             assert response.status_code == 503
         assert (await client.get("/users/1")).status_code == 404
         assert (await client.get("/health")).json() == {"status": "ok"}
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"driver error {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+async def test_unexpected_database_errors_still_map_to_clear_statuses(
+    settings: Settings,
+) -> None:
+    # Safety nets behind validation and the repositories: what they would answer if
+    # a database error slipped past both.
+    app = create_app(settings)
+    raised: dict[str, Exception] = {
+        "data": sa_exc.DataError("SELECT", {}, _DriverError("22021")),
+        "other": sa_exc.DBAPIError("SELECT", {}, _DriverError("XX000")),
+        "stale": StaleDataError("UPDATE matched no row"),
+    }
+
+    @app.get("/raise/{kind}")
+    async def raise_(kind: str) -> None:
+        raise raised[kind]
+
+    async with serve(app, raise_app_exceptions=False) as client:
+        answers = {kind: await client.get(f"/raise/{kind}") for kind in raised}
+    assert answers["data"].status_code == 422
+    assert answers["other"].status_code == 500
+    assert answers["stale"].status_code == 409
+    assert all("detail" in answer.json() for answer in answers.values())

@@ -1,4 +1,3 @@
-from operator import attrgetter
 from typing import Annotated
 
 from fastapi import APIRouter, Form
@@ -6,25 +5,25 @@ from fastapi import APIRouter, Form
 from app.api.deps import Passwords, Tokens, Users
 from app.api.responses import errors
 from app.errors import InactiveUser, IncorrectLogin
-from app.schemas import LoginForm, Token
+from app.schemas import LoginForm, Token, normalized_email
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(503))
 
 
 @router.post(
     "/token",
-    responses=errors((400, "Inactive user"), (401, "Incorrect email or password")),
+    responses=errors((400, "Inactive user"), (401, "Incorrect email or password"), body=True),
 )
 async def log_in(
     form: Annotated[LoginForm, Form()], users: Users, passwords: Passwords, tokens: Tokens
 ) -> Token:
     """OAuth2 password flow: `username` is the account's email. Returns a bearer token."""
-    user, new_hash = await passwords.authenticate(
-        form.password,
-        load=lambda: users.get_by_email(form.username.lower()),
-        stored_hash=attrgetter("hashed_password"),
-    )
-    if user is None:
+    async with passwords.turn() as hashing:  # the user is loaded once it is our turn
+        user = await users.get_by_email(normalized_email(form.username))
+        matches, new_hash = await hashing.verify(
+            form.password, user.hashed_password if user else None
+        )
+    if user is None or not matches:
         raise IncorrectLogin
     if not user.is_active:
         raise InactiveUser

@@ -48,19 +48,28 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="An item's id.")]
 bearer_token = OAuth2PasswordBearer(tokenUrl="/auth/token")
 
 
-async def _current_user(
-    token: Annotated[str, Depends(bearer_token)], tokens: Tokens, users: Users
-) -> User:
+async def _token_user_id(token: Annotated[str, Depends(bearer_token)], tokens: Tokens) -> int:
     try:
-        user_id = tokens.user_id(token)
+        return tokens.user_id(token)
     except InvalidToken:
         raise NotAuthenticated from None
+
+
+# The id named by a valid bearer token; nothing loaded yet.
+TokenUserId = Annotated[int, Depends(_token_user_id)]
+
+
+async def load_current_user(users: UserRepository, user_id: int) -> User:
     user = await users.get(user_id)
     if user is None:  # deleted since the token was issued
         raise NotAuthenticated
     if not user.is_active:
         raise NotAuthenticated("Inactive user")
     return user
+
+
+async def _current_user(user_id: TokenUserId, users: Users) -> User:
+    return await load_current_user(users, user_id)
 
 
 CurrentUser = Annotated[User, Depends(_current_user)]

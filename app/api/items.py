@@ -7,7 +7,7 @@ from app.api.responses import errors
 from app.errors import ItemNotFound
 from app.models import Item
 from app.repositories import ItemView
-from app.schemas import MAX_ID, ItemCreate, ItemOut, ItemUpdate
+from app.schemas import MAX_ID, ItemCreate, ItemOut, ItemUpdate, SearchText
 
 router = APIRouter(prefix="/items", tags=["items"], responses=errors(503))
 
@@ -21,14 +21,16 @@ async def list_items(
     owner_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only this user's items.")
     ] = None,
-    q: Annotated[
-        str | None, Query(max_length=255, description="Case-insensitive substring of the title.")
-    ] = None,
+    q: Annotated[SearchText | None, Query()] = None,
 ) -> list[ItemView]:
     return await items.list_views(page, owner_id=owner_id, title_contains=q)
 
 
-@router.post("/", response_model=ItemOut, responses=errors(401, 409))
+@router.post(
+    "/",
+    response_model=ItemOut,
+    responses=errors(401, (404, "User not found (deleted meanwhile)"), 409, body=True),
+)
 async def create_item(body: ItemCreate, me: CurrentUser, items: Items) -> Item:
     """Create an item owned by the token's user."""
     return await items.add_for_owner(me.id, title=body.title, description=body.description)
@@ -42,7 +44,9 @@ async def read_item(item_id: ItemId, items: Items) -> Item:
     return item
 
 
-@router.patch("/{item_id}", response_model=ItemOut, responses=errors(401, 403, ITEM_NOT_FOUND, 409))
+@router.patch(
+    "/{item_id}", response_model=ItemOut, responses=errors(401, 403, ITEM_NOT_FOUND, 409, body=True)
+)
 async def update_item(body: ItemUpdate, item: OwnedItem, items: Items) -> Item:
     """Change the title and/or description: the owner's token, or a superuser's."""
     for field, value in body.model_dump(exclude_unset=True).items():

@@ -15,10 +15,23 @@ DESCRIPTIONS = {
 }
 
 
-def errors(*codes: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route, e.g. errors(401, 403, (404, "Item not found"))."""
+def errors(*codes: int | tuple[int, str], body: bool = False) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route, e.g. errors(401, 403, (404, "Item not found")).
+
+    body=True adds what any route reading a body can answer: 400 for a body that
+    cannot be decoded, 413 (plain text, from the body-size limit) for one too large.
+    """
     out: dict[int | str, dict[str, Any]] = {}
     for entry in codes:
         code, description = entry if isinstance(entry, tuple) else (entry, DESCRIPTIONS[entry])
         out[code] = {"model": ErrorMessage, "description": description}
+    if body:
+        unreadable = "The body could not be decoded"
+        out.setdefault(400, {"model": ErrorMessage, "description": unreadable})
+        if out[400]["description"] != unreadable:
+            out[400]["description"] += f"; or: {unreadable.lower()}"
+        out[413] = {
+            "description": DESCRIPTIONS[413],
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
     return out

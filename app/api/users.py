@@ -1,6 +1,16 @@
 from fastapi import APIRouter, status
 
-from app.api.deps import CurrentUser, Items, PageDep, Passwords, UserId, Users, ensure_may_act_for
+from app.api.deps import (
+    CurrentUser,
+    Items,
+    PageDep,
+    Passwords,
+    TokenUserId,
+    UserId,
+    Users,
+    ensure_may_act_for,
+    load_current_user,
+)
 from app.api.responses import errors
 from app.errors import IncorrectPassword, UserNotFound
 from app.models import Item, User
@@ -17,7 +27,9 @@ async def _view(users: Users, user_id: int) -> UserView:
     return user
 
 
-@router.post("/", response_model=UserOut, responses=errors((400, "Email already registered")))
+@router.post(
+    "/", response_model=UserOut, responses=errors((400, "Email already registered"), body=True)
+)
 async def create_user(body: UserCreate, users: Users, passwords: Passwords) -> User:
     """Sign up. The password is hashed (argon2id) and never returned."""
     hashed_password = await passwords.hash(body.password)
@@ -37,16 +49,23 @@ async def read_me(me: CurrentUser, users: Users) -> UserView:
 @router.patch(
     "/me",
     response_model=UserOut,
-    responses=errors((400, "Email already registered, or current password incorrect"), 401, 409),
+    responses=errors(
+        (400, "Email already registered, or current password incorrect"), 401, 409, body=True
+    ),
 )
 async def update_me(
-    body: UserUpdate, me: CurrentUser, users: Users, passwords: Passwords
+    body: UserUpdate, user_id: TokenUserId, users: Users, passwords: Passwords
 ) -> UserView:
     """Change the email and/or the password; a new password needs `current_password`."""
     if body.password is not None and body.current_password is not None:  # sent together
-        if not await passwords.verify(body.current_password, me.hashed_password):
-            raise IncorrectPassword
-        me.hashed_password = await passwords.hash(body.password)
+        async with passwords.turn() as hashing:  # the account is loaded once it is our turn
+            me = await load_current_user(users, user_id)
+            matches, _ = await hashing.verify(body.current_password, me.hashed_password)
+            if not matches:
+                raise IncorrectPassword
+            me.hashed_password = await hashing.hash(body.password)
+    else:
+        me = await load_current_user(users, user_id)
     if body.email is not None:
         me.email = body.email
     await users.save(me)
@@ -67,7 +86,7 @@ async def read_user(user_id: UserId, users: Users) -> UserView:
 @router.post(
     "/{user_id}/items/",
     response_model=ItemOut,
-    responses=errors(401, 403, (404, "User not found"), 409),
+    responses=errors(401, 403, (404, "User not found"), 409, body=True),
 )
 async def create_item_for_user(
     user_id: UserId, body: ItemCreate, me: CurrentUser, items: Items
