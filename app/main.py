@@ -10,6 +10,7 @@ from fastapi.telemetry import TelemetryConfig
 from app.api import auth, health, items, users
 from app.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from app.errors import install_error_handlers
+from app.repositories import user_view_loader
 from app.security import PasswordHasher, TokenIssuer
 from app.settings import Settings
 
@@ -28,11 +29,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        app.state.user_views = user_view_loader(
+            app.state.read_sessionmaker, max_batch=settings.read_batch_size
+        )
         await app.state.password_hasher.prepare()
         try:
             yield
         finally:
             app.state.password_hasher.close()
+            await app.state.user_views.close()
             await engine.dispose()
 
     app = FastAPI(

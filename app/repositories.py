@@ -10,9 +10,10 @@ from typing import Any, TypedDict, TypeVar, cast
 
 from sqlalchemy import CursorResult, Delete, Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.batching import Coalescer
 from app.errors import (
     EmailAlreadyRegistered,
     ItemNotFound,
@@ -62,12 +63,19 @@ def _users_with_items(rows: Sequence[Any]) -> list[UserView]:
 
 
 # Built once: a statement object reused across requests keeps its cache key.
-_USER_WITH_ITEMS = (
+_USERS_WITH_ITEMS = (
     select(User.id, User.email, User.is_active, Item.title, Item.description, Item.id)
     .outerjoin(User.items)
-    .where(User.id == bindparam("user_id"))
-    .order_by(Item.id)
+    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(User.id, Item.id)
 )
+
+
+def _padded(ids: list[int]) -> list[int]:
+    # IN lists of 1, 2, 4, ... 2^n ids (the last one repeated): a handful of
+    # distinct statements, so each connection's prepared statements stay few.
+    size = 1 << max(len(ids) - 1, 0).bit_length()
+    return ids + ids[-1:] * (size - len(ids))
 
 
 class UserRepository:
@@ -105,9 +113,15 @@ class UserRepository:
 
     async def view(self, user_id: int) -> UserView | None:
         """The user and its items, as a response shows them; one query."""
-        rows = (await self.session.execute(_USER_WITH_ITEMS, {"user_id": user_id})).all()
-        users = _users_with_items(rows)
-        return users[0] if users else None
+        return (await self.views([user_id])).get(user_id)
+
+    async def views(self, user_ids: list[int]) -> dict[int, UserView]:
+        """Several users with their items, by id; one query."""
+        if not user_ids:
+            return {}
+        params = {"user_ids": _padded(sorted(set(user_ids)))}
+        rows = (await self.session.execute(_USERS_WITH_ITEMS, params)).all()
+        return {user["id"]: user for user in _users_with_items(rows)}
 
     async def list_views(self, page: Page) -> list[UserView]:
         """A page of users, each with its items; one query."""
@@ -175,3 +189,15 @@ async def _delete_one(session: AsyncSession, statement: Delete, missing: type[No
     result = await session.execute(statement, execution_options={"synchronize_session": False})
     if cast(CursorResult[Any], result).rowcount == 0:
         raise missing
+
+
+def user_view_loader(
+    sessions: async_sessionmaker[AsyncSession], *, max_batch: int
+) -> Coalescer[int, UserView]:
+    """User views by id for concurrent requests: one session and one query per batch."""
+
+    async def fetch(user_ids: list[int]) -> dict[int, UserView]:
+        async with sessions() as session:
+            return await UserRepository(session).views(user_ids)
+
+    return Coalescer(fetch, max_batch=max_batch)

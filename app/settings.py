@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     db_pool_pre_ping: bool = False
     db_echo: bool = False
     sqlite_busy_timeout: float = Field(default=5.0, ge=0)
+    # Concurrent GET /users/{id} look-ups answered by one query (1: each on its own).
+    read_batch_size: int = Field(default=64, ge=1, le=1024)
 
     # HTTP server (`make run`, `python -m app`).
     host: str = "127.0.0.1"

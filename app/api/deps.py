@@ -6,10 +6,11 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.batching import Coalescer
 from app.db import unit_of_work
 from app.errors import Forbidden, ItemNotFound, NotAuthenticated
 from app.models import Item, User
-from app.repositories import ItemRepository, UserRepository
+from app.repositories import ItemRepository, UserRepository, UserView
 from app.schemas import MAX_ID, Page
 from app.security import InvalidToken, PasswordHasher, TokenIssuer
 
@@ -35,7 +36,14 @@ async def _token_issuer(request: Request) -> TokenIssuer:
     return issuer
 
 
+async def _user_views(request: Request) -> Coalescer[int, UserView]:
+    views: Coalescer[int, UserView] = request.app.state.user_views
+    return views
+
+
 Users = Annotated[UserRepository, Depends(_users)]
+# Users with their items by id, concurrent look-ups batched (see app.batching).
+UserViews = Annotated[Coalescer[int, UserView], Depends(_user_views)]
 Items = Annotated[ItemRepository, Depends(_items)]
 Passwords = Annotated[PasswordHasher, Depends(_password_hasher)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]

@@ -8,6 +8,7 @@ from app.api.deps import (
     TokenUserId,
     UserId,
     Users,
+    UserViews,
     ensure_may_act_for,
     load_current_user,
 )
@@ -79,8 +80,11 @@ async def delete_me(me: CurrentUser, users: Users) -> None:
 
 
 @router.get("/{user_id}", response_model=UserOut, responses=errors((404, "User not found")))
-async def read_user(user_id: UserId, users: Users) -> UserView:
-    return await _view(users, user_id)
+async def read_user(user_id: UserId, views: UserViews) -> UserView:
+    user = await views.get(user_id)
+    if user is None:
+        raise UserNotFound
+    return user
 
 
 @router.post(
