@@ -1,12 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CurrentUser, ItemId, Items, OwnedItem, PageDep
-from app.api.responses import errors
+from app.api.responses import errors, view_response
 from app.errors import ItemNotFound
 from app.models import Item
-from app.repositories import ItemView
 from app.schemas import MAX_ID, ItemCreate, ItemOut, ItemUpdate, SearchText
 
 router = APIRouter(prefix="/items", tags=["items"], responses=errors(503))
@@ -22,8 +21,8 @@ async def list_items(
         int | None, Query(ge=1, le=MAX_ID, description="Only this user's items.")
     ] = None,
     q: Annotated[SearchText | None, Query()] = None,
-) -> list[ItemView]:
-    return await items.list_views(page, owner_id=owner_id, title_contains=q)
+) -> Response:
+    return view_response(await items.list_views(page, owner_id=owner_id, title_contains=q))
 
 
 @router.post(

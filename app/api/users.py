@@ -1,4 +1,4 @@
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from app.api.deps import (
     CurrentUser,
@@ -12,20 +12,19 @@ from app.api.deps import (
     ensure_may_act_for,
     load_current_user,
 )
-from app.api.responses import errors
+from app.api.responses import errors, view_response
 from app.errors import IncorrectPassword, UserNotFound
 from app.models import Item, User
-from app.repositories import UserView
 from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
 
 
-async def _view(users: Users, user_id: int) -> UserView:
+async def _view(users: Users, user_id: int) -> Response:
     user = await users.view(user_id)
     if user is None:
         raise UserNotFound
-    return user
+    return view_response(user)
 
 
 @router.post(
@@ -38,12 +37,12 @@ async def create_user(body: UserCreate, users: Users, passwords: Passwords) -> U
 
 
 @router.get("/", response_model=list[UserOut])
-async def list_users(users: Users, page: PageDep) -> list[UserView]:
-    return await users.list_views(page)
+async def list_users(users: Users, page: PageDep) -> Response:
+    return view_response(await users.list_views(page))
 
 
 @router.get("/me", response_model=UserOut, responses=errors(401))
-async def read_me(me: CurrentUser, users: Users) -> UserView:
+async def read_me(me: CurrentUser, users: Users) -> Response:
     return await _view(users, me.id)
 
 
@@ -56,7 +55,7 @@ async def read_me(me: CurrentUser, users: Users) -> UserView:
 )
 async def update_me(
     body: UserUpdate, user_id: TokenUserId, users: Users, passwords: Passwords
-) -> UserView:
+) -> Response:
     """Change the email and/or the password; a new password needs `current_password`."""
     if body.password is not None and body.current_password is not None:  # sent together
         async with passwords.turn() as hashing:  # the account is loaded once it is our turn
@@ -80,11 +79,11 @@ async def delete_me(me: CurrentUser, users: Users) -> None:
 
 
 @router.get("/{user_id}", response_model=UserOut, responses=errors((404, "User not found")))
-async def read_user(user_id: UserId, views: UserViews) -> UserView:
+async def read_user(user_id: UserId, views: UserViews) -> Response:
     user = await views.get(user_id)
     if user is None:
         raise UserNotFound
-    return user
+    return view_response(user)
 
 
 @router.post(
