@@ -41,5 +41,14 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+# Load figures on the local PostgreSQL (PG, default postgresql://postgres@127.0.0.1:5432):
+# GET/POST throughput beside the seed app and the bare-asyncpg ceiling, sign-ups
+# under load, keyset vs offset pages, memory. Needs wrk (installed from apt if missing).
+bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "bench needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

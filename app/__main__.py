@@ -7,7 +7,14 @@ from app.settings import Settings
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run("app.main:app", host=settings.host, port=settings.port, proxy_headers=True)
+    # One process; uvicorn[standard] brings uvloop and httptools, and picks them.
+    uvicorn.run(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        access_log=settings.access_log,
+        proxy_headers=True,
+    )
 
 
 if __name__ == "__main__":

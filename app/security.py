@@ -5,6 +5,7 @@ import contextlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from app.schemas import MAX_ID
 from app.settings import Settings
 
 R = TypeVar("R")
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class PasswordHasher:
@@ -117,6 +119,7 @@ class TokenIssuer:
         self._key = settings.secret_key.get_secret_value()
         self._algorithm = settings.jwt_algorithm
         self._lifetime = timedelta(minutes=settings.access_token_expire_minutes)
+        self._verified: dict[str, tuple[int, float]] = {}
 
     @property
     def lifetime(self) -> timedelta:
@@ -129,6 +132,18 @@ class TokenIssuer:
 
     def user_id(self, token: str) -> int:
         """The user a valid token was issued to."""
+        # A token's claims never change: a verified token need not be verified again
+        # (a client sends the same one with every request); only its expiry moves.
+        known = self._verified.get(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
+        user_id, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = (user_id, expires)
+        return user_id
+
+    def _verify(self, token: str) -> tuple[int, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -137,8 +152,9 @@ class TokenIssuer:
                 options={"require": ["exp", "iat", "sub"]},
             )
             user_id = int(claims["sub"])
-        except (jwt.InvalidTokenError, ValueError) as error:
+            expires = float(claims["exp"])
+        except (jwt.InvalidTokenError, ValueError, TypeError) as error:
             raise InvalidToken from error
         if not 1 <= user_id <= MAX_ID:
             raise InvalidToken
-        return user_id
+        return user_id, expires

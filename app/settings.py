@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     # HTTP server (`make run`, `python -m app`).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    access_log: bool = True
     max_body_size: int = Field(default=64 * 1024, ge=1024)
     # FastAPI's own OpenTelemetry instrumentation (traces, metrics, logs) for when a
     # provider is configured. Off, it costs nothing; on, a check on every request.

@@ -10,7 +10,7 @@ from app.batching import Coalescer
 from app.db import unit_of_work
 from app.errors import Forbidden, ItemNotFound, NotAuthenticated
 from app.models import Item, User
-from app.repositories import ItemRepository, UserRepository, UserView
+from app.repositories import ItemRepository, Principal, UserRepository, UserView
 from app.schemas import MAX_ID, Page
 from app.security import InvalidToken, PasswordHasher, TokenIssuer
 
@@ -76,14 +76,20 @@ async def load_current_user(users: UserRepository, user_id: int) -> User:
     return user
 
 
-async def _current_user(user_id: TokenUserId, users: Users) -> User:
-    return await load_current_user(users, user_id)
+async def _current_user(user_id: TokenUserId, users: Users) -> Principal:
+    principal = await users.principal(user_id)
+    if principal is None:  # deleted since the token was issued
+        raise NotAuthenticated
+    if not principal.is_active:
+        raise NotAuthenticated("Inactive user")
+    return principal
 
 
-CurrentUser = Annotated[User, Depends(_current_user)]
+# The token's user, known to exist and be active (load_current_user for the entity).
+CurrentUser = Annotated[Principal, Depends(_current_user)]
 
 
-def ensure_may_act_for(user: User, owner_id: int) -> None:
+def ensure_may_act_for(user: Principal, owner_id: int) -> None:
     """An account's data is written by its owner, or by a superuser."""
     if user.id != owner_id and not user.is_superuser:
         raise Forbidden

@@ -30,9 +30,10 @@ async def list_items(
     response_model=ItemOut,
     responses=errors(401, (404, "User not found (deleted meanwhile)"), 409, body=True),
 )
-async def create_item(body: ItemCreate, me: CurrentUser, items: Items) -> Item:
+async def create_item(body: ItemCreate, me: CurrentUser, items: Items) -> Response:
     """Create an item owned by the token's user."""
-    return await items.add_for_owner(me.id, title=body.title, description=body.description)
+    item = await items.add_for_owner(me.id, title=body.title, description=body.description)
+    return view_response(item)
 
 
 @router.get("/{item_id}", response_model=ItemOut, responses=errors(ITEM_NOT_FOUND))

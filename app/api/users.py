@@ -14,7 +14,7 @@ from app.api.deps import (
 )
 from app.api.responses import errors, view_response
 from app.errors import IncorrectPassword, UserNotFound
-from app.models import Item, User
+from app.models import User
 from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
@@ -75,7 +75,7 @@ async def update_me(
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
 async def delete_me(me: CurrentUser, users: Users) -> None:
     """Delete the account and, with it, all of its items."""
-    await users.delete(me)
+    await users.delete(me.id)
 
 
 @router.get("/{user_id}", response_model=UserOut, responses=errors((404, "User not found")))
@@ -93,7 +93,8 @@ async def read_user(user_id: UserId, views: UserViews) -> Response:
 )
 async def create_item_for_user(
     user_id: UserId, body: ItemCreate, me: CurrentUser, items: Items
-) -> Item:
+) -> Response:
     """Create an item owned by `user_id`: that user's token, or a superuser's."""
     ensure_may_act_for(me, user_id)
-    return await items.add_for_owner(user_id, title=body.title, description=body.description)
+    item = await items.add_for_owner(user_id, title=body.title, description=body.description)
+    return view_response(item)
