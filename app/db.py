@@ -1,7 +1,7 @@
 """The engine, its connections' settings, and the unit of work each request runs in."""
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from fastapi import Request
 from sqlalchemy import event, text
@@ -15,11 +15,17 @@ from sqlalchemy.ext.asyncio import (
 
 from app.settings import Settings
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
-    """One engine per process: created by the app's lifespan, disposed when it ends."""
+    """One engine per process: created by the app's lifespan, disposed when it ends.
+
+    Its connections run each statement on its own (AUTOCOMMIT), which is what
+    reads want; sessions that write open a transaction (create_sessionmaker).
+    """
     url = make_url(settings.database_url)
-    options: dict[str, Any] = {"echo": settings.db_echo}
+    options: dict[str, Any] = {"echo": settings.db_echo, "isolation_level": "AUTOCOMMIT"}
     if url.get_backend_name() == "sqlite":
         # sqlite3's `timeout` is SQLite's busy timeout: a writer waits for the lock
         # instead of failing at once with "database is locked".
@@ -49,16 +55,36 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Each backend's default: a transaction per session (SQLite: BEGIN before a write).
+TRANSACTIONAL = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that hold one transaction, committed or rolled back as a whole."""
     # expire_on_commit=False: the response is serialised from objects loaded
     # inside the transaction; nothing may reload them after the commit.
+    level = TRANSACTIONAL[engine.dialect.name]
+    return async_sessionmaker(
+        engine.execution_options(isolation_level=level), expire_on_commit=False
+    )
+
+
+def create_statement_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose every statement is its own transaction (the engine's AUTOCOMMIT):
+    no BEGIN and no COMMIT round trips, for requests whose work is reads, or one
+    statement (see one_statement)."""
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # Same pool, but each statement runs on its own (AUTOCOMMIT): no BEGIN and no
-    # ROLLBACK round trips around requests that only read.
-    return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+def one_statement(endpoint: F) -> F:
+    """Marks a route whose whole effect is one statement (permission check included).
+
+    Its unit of work is that statement, committed by the database when it
+    completes, so before the response: wrapping it in BEGIN ... COMMIT would add
+    two round trips and nothing else.
+    """
+    endpoint.one_statement = True  # type: ignore[attr-defined]
+    return endpoint
 
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
@@ -74,12 +100,14 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     status instead of a 2xx. Any exception raised by the endpoint rolls back.
     A default-scoped dependency would commit after the response was sent.
 
-    GET and HEAD never write, so they skip the transaction altogether; their
-    reads each see committed data (each read route makes one query).
+    GET and HEAD never write, and routes marked one_statement write with a single
+    statement: they skip the explicit transaction; each statement sees committed
+    data and commits on its own.
     """
     state = request.app.state
-    if request.method in READ_ONLY_METHODS:
-        async with state.read_sessionmaker() as session:
+    endpoint = request.scope.get("endpoint")
+    if request.method in READ_ONLY_METHODS or getattr(endpoint, "one_statement", False):
+        async with state.statement_sessionmaker() as session:
             yield session
     else:
         async with state.sessionmaker.begin() as session:

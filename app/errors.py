@@ -65,13 +65,16 @@ class IncorrectPassword(DomainError):
     detail = "Current password is incorrect"
 
 
+class Conflict(DomainError):
+    status_code = 409
+    detail = "The request conflicts with the current state of the data; nothing was saved"
+
+
 class EmailAlreadyRegistered(DomainError):
     # 400, not 409: the seed API's contract for a duplicate sign-up.
     status_code = 400
     detail = "Email already registered"
 
-
-CONFLICT = "The request conflicts with the current state of the data; nothing was saved"
 
 ConstraintKind = Literal["unique", "foreign_key", "other"]
 
@@ -125,14 +128,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # reaches this point (e.g. a deferred constraint failing at COMMIT) means the
         # write conflicted with data written concurrently. Nothing was committed.
         log.warning("write refused on %s %s: %s", request.method, request.url.path, error)
-        return _error(409, CONFLICT)
+        return _error(409, Conflict.detail)
 
     @app.exception_handler(StaleDataError)
     async def stale_data(request: Request, error: StaleDataError) -> JSONResponse:
         # A row changed or vanished under a concurrent request; repositories turn
         # the cases they expect into 404s.
         log.warning("concurrent change on %s %s: %s", request.method, request.url.path, error)
-        return _error(409, CONFLICT)
+        return _error(409, Conflict.detail)
 
     @app.exception_handler(sa_exc.DBAPIError)
     async def database_error(request: Request, error: sa_exc.DBAPIError) -> JSONResponse:

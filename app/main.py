@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from app.api import auth, health, items, users
-from app.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, create_statement_sessionmaker
 from app.errors import install_error_handlers
 from app.middleware import LimitRequestBodies
 from app.repositories import user_view_loader
@@ -30,9 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        app.state.statement_sessionmaker = create_statement_sessionmaker(engine)
         app.state.user_views = user_view_loader(
-            app.state.read_sessionmaker, max_batch=settings.read_batch_size
+            app.state.statement_sessionmaker, max_batch=settings.read_batch_size
         )
         await app.state.password_hasher.prepare()
         # What start-up built lives as long as the process: freezing it spares the

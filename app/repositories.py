@@ -14,7 +14,18 @@ Two kinds of statement, by what the caller needs:
 from collections.abc import Sequence
 from typing import Any, NamedTuple, TypedDict, TypeVar, cast
 
-from sqlalchemy import CursorResult, Delete, Select, Table, bindparam, delete, insert, select
+from sqlalchemy import (
+    CursorResult,
+    Delete,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -85,7 +96,22 @@ _ITEM_BY_ID = select(Item).where(Item.id == bindparam("item_id"))
 _PRINCIPAL = select(users.c.id, users.c.is_active, users.c.is_superuser).where(
     users.c.id == bindparam("user_id")
 )
-_INSERT_ITEM = insert(items).returning(items.c.id)
+# The item, if the actor may write it: an active user who is its owner, or an
+# active superuser. Check and write in one statement, so atomic together.
+_INSERT_ITEM_AS = (
+    insert(items)
+    .from_select(
+        ["title", "description", "owner_id"],
+        select(bindparam("title"), bindparam("description"), bindparam("owner_id")).where(
+            exists().where(
+                users.c.id == bindparam("actor_id"),
+                users.c.is_active,
+                or_(users.c.id == bindparam("owner_id"), users.c.is_superuser),
+            )
+        ),
+    )
+    .returning(items.c.id)
+)
 _USERS_WITH_ITEMS = (
     select(users.c.id, users.c.email, users.c.is_active, *_ITEM_COLUMNS[:3])
     .select_from(users.outerjoin(items, items.c.owner_id == users.c.id))
@@ -171,19 +197,28 @@ class ItemRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_for_owner(
-        self, owner_id: int, *, title: str, description: str | None
-    ) -> ItemView:
-        values = {"title": title, "description": description, "owner_id": owner_id}
+    async def add_as(
+        self, actor_id: int, owner_id: int, *, title: str, description: str | None
+    ) -> ItemView | None:
+        """Create an item for `owner_id` if `actor_id` may (is that user, or a superuser,
+        and active): one INSERT ... SELECT, so the check and the write are atomic.
+        None when the actor may not; UserNotFound when the owner does not exist."""
+        values = {
+            "title": title,
+            "description": description,
+            "owner_id": owner_id,
+            "actor_id": actor_id,
+        }
         try:
-            # One INSERT ... RETURNING id: no entity to track, nothing to flush.
-            item_id = (await self.session.execute(_INSERT_ITEM, values)).scalar_one()
+            item_id = (await self.session.execute(_INSERT_ITEM_AS, values)).scalar_one_or_none()
         except IntegrityError as error:
             # The owner does not exist (or was deleted meanwhile): the foreign key,
             # not a prior look-up, is what refuses orphan items.
             if violated_constraint(error) == "foreign_key":
                 raise UserNotFound from error
             raise
+        if item_id is None:
+            return None
         return {"title": title, "description": description, "id": item_id, "owner_id": owner_id}
 
     async def get(self, item_id: int) -> Item | None:

@@ -14,8 +14,9 @@ from app.settings import Settings
 from tests.conftest import Database, make_settings, serve
 from tests.helpers import create_item, new_account, new_superuser
 
-# Database-level guards that let an INSERT succeed and make the COMMIT fail,
-# the failure a default-scoped yield dependency would report as 200.
+# Database-level guards that let a write of the title 'fail-at-commit' succeed and
+# make the COMMIT fail: the failure a default-scoped yield dependency would
+# report as 200.
 COMMIT_GUARD = {
     "postgresql": [
         """CREATE FUNCTION reject_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -25,14 +26,17 @@ COMMIT_GUARD = {
              END IF;
              RETURN NULL;
            END $$""",
-        """CREATE CONSTRAINT TRIGGER reject_at_commit AFTER INSERT ON items
+        """CREATE CONSTRAINT TRIGGER reject_at_commit AFTER INSERT OR UPDATE ON items
            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION reject_at_commit()""",
     ],
     "sqlite": [
         "CREATE TABLE guard_parent (title TEXT PRIMARY KEY)",
         """CREATE TABLE guard_child (title TEXT
            REFERENCES guard_parent (title) DEFERRABLE INITIALLY DEFERRED)""",
-        """CREATE TRIGGER reject_at_commit AFTER INSERT ON items
+        """CREATE TRIGGER reject_insert_at_commit AFTER INSERT ON items
+           WHEN NEW.title = 'fail-at-commit'
+           BEGIN INSERT INTO guard_child VALUES (NEW.title); END""",
+        """CREATE TRIGGER reject_update_at_commit AFTER UPDATE ON items
            WHEN NEW.title = 'fail-at-commit'
            BEGIN INSERT INTO guard_child VALUES (NEW.title); END""",
     ],
@@ -43,20 +47,37 @@ async def test_a_failing_commit_is_an_error_response_and_saves_nothing(
     client: AsyncClient, database: Database
 ) -> None:
     owner = await new_account(client)
+    item = await create_item(client, owner, "before")
     await database.execute(*COMMIT_GUARD[database.backend])
 
-    response = await client.post(
-        f"/users/{owner.id}/items/", json={"title": "fail-at-commit"}, headers=owner.headers
+    response = await client.patch(
+        f"/items/{item['id']}", json={"title": "fail-at-commit"}, headers=owner.headers
     )
 
+    # The UPDATE succeeded inside the transaction; the COMMIT failed: not a 2xx.
     assert response.status_code == 409
     assert response.json() == {
         "detail": "The request conflicts with the current state of the data; nothing was saved"
     }
-    assert await database.scalar("SELECT count(*) FROM items") == 0
+    assert await database.scalar("SELECT title FROM items") == "before"
     # The guard only refuses that title: the same request otherwise commits.
-    await create_item(client, owner, "fine")
-    assert await database.scalar("SELECT count(*) FROM items") == 1
+    ok = await client.patch(f"/items/{item['id']}", json={"title": "after"}, headers=owner.headers)
+    assert ok.status_code == 200
+    assert await database.scalar("SELECT title FROM items") == "after"
+
+
+async def test_a_failing_one_statement_write_is_an_error_response_and_saves_nothing(
+    client: AsyncClient, database: Database
+) -> None:
+    # Creating an item is one statement, its own transaction: the deferred check
+    # fails the statement itself, and the client hears of it the same way.
+    owner = await new_account(client)
+    await database.execute(*COMMIT_GUARD[database.backend])
+    for url in (f"/users/{owner.id}/items/", "/items/"):
+        response = await client.post(url, json={"title": "fail-at-commit"}, headers=owner.headers)
+        assert not response.is_success, url
+        assert response.status_code < 500, url
+    assert await database.scalar("SELECT count(*) FROM items") == 0
 
 
 async def test_an_exception_after_a_write_rolls_the_write_back(
@@ -83,6 +104,7 @@ async def test_no_connection_stays_checked_out_after_any_kind_of_request(
     admin = await new_superuser(client, database)
     await database.execute(*COMMIT_GUARD[database.backend])
     mine = f"/users/{owner.id}/items/"
+    item = await create_item(client, owner, "before")
     requests: list[tuple[str, str, Any, dict[str, str], int]] = [
         ("GET", f"/users/{owner.id}", None, {}, 200),
         ("GET", "/users/999", None, {}, 404),
@@ -92,7 +114,7 @@ async def test_no_connection_stays_checked_out_after_any_kind_of_request(
         ("POST", mine, {"title": "x"}, {}, 401),
         ("POST", f"/users/{admin.id}/items/", {"title": "x"}, owner.headers, 403),
         ("POST", "/users/999/items/", {"title": "orphan"}, admin.headers, 404),  # failed INSERT
-        ("POST", mine, {"title": "fail-at-commit"}, owner.headers, 409),  # failed COMMIT
+        ("PATCH", f"/items/{item['id']}", {"title": "fail-at-commit"}, owner.headers, 409),
         ("POST", mine, {"title": ""}, owner.headers, 422),
         ("GET", "/items/?limit=1000", None, {}, 422),
         ("DELETE", "/users/me", None, owner.headers, 204),

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.batching import Coalescer
 from app.db import unit_of_work
-from app.errors import Forbidden, ItemNotFound, NotAuthenticated
+from app.errors import Conflict, DomainError, Forbidden, ItemNotFound, NotAuthenticated
 from app.models import Item, User
 from app.repositories import ItemRepository, Principal, UserRepository, UserView
 from app.schemas import MAX_ID, Page
@@ -56,7 +56,8 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="An item's id.")]
 bearer_token = OAuth2PasswordBearer(tokenUrl="/auth/token")
 
 
-async def _token_user_id(token: Annotated[str, Depends(bearer_token)], tokens: Tokens) -> int:
+async def _token_user_id(request: Request, token: Annotated[str, Depends(bearer_token)]) -> int:
+    tokens: TokenIssuer = request.app.state.token_issuer
     try:
         return tokens.user_id(token)
     except InvalidToken:
@@ -76,13 +77,17 @@ async def load_current_user(users: UserRepository, user_id: int) -> User:
     return user
 
 
-async def _current_user(user_id: TokenUserId, users: Users) -> Principal:
+async def current_principal(users: UserRepository, user_id: int) -> Principal:
     principal = await users.principal(user_id)
     if principal is None:  # deleted since the token was issued
         raise NotAuthenticated
     if not principal.is_active:
         raise NotAuthenticated("Inactive user")
     return principal
+
+
+async def _current_user(user_id: TokenUserId, users: Users) -> Principal:
+    return await current_principal(users, user_id)
 
 
 # The token's user, known to exist and be active (load_current_user for the entity).
@@ -105,3 +110,10 @@ async def _owned_item(item_id: ItemId, user: CurrentUser, items: Items) -> Item:
 
 # The item named in the path, once the token's user is known to be allowed to change it.
 OwnedItem = Annotated[Item, Depends(_owned_item)]
+
+
+async def refusal(users: UserRepository, actor_id: int, owner_id: int) -> DomainError:
+    """Why a write the database refused for `actor_id` was refused: 401 or 403 (or,
+    if the actor may write after all, a concurrent change: 409)."""
+    ensure_may_act_for(await current_principal(users, actor_id), owner_id)
+    return Conflict()

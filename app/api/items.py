@@ -2,8 +2,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CurrentUser, ItemId, Items, OwnedItem, PageDep
+from app.api.deps import ItemId, Items, OwnedItem, PageDep, TokenUserId, Users, refusal
 from app.api.responses import errors, view_response
+from app.db import one_statement
 from app.errors import ItemNotFound
 from app.models import Item
 from app.schemas import MAX_ID, ItemCreate, ItemOut, ItemUpdate, SearchText
@@ -30,9 +31,14 @@ async def list_items(
     response_model=ItemOut,
     responses=errors(401, (404, "User not found (deleted meanwhile)"), 409, body=True),
 )
-async def create_item(body: ItemCreate, me: CurrentUser, items: Items) -> Response:
+@one_statement
+async def create_item(
+    body: ItemCreate, actor_id: TokenUserId, items: Items, users: Users
+) -> Response:
     """Create an item owned by the token's user."""
-    item = await items.add_for_owner(me.id, title=body.title, description=body.description)
+    item = await items.add_as(actor_id, actor_id, title=body.title, description=body.description)
+    if item is None:
+        raise await refusal(users, actor_id, actor_id)
     return view_response(item)
 
 

@@ -9,10 +9,11 @@ from app.api.deps import (
     UserId,
     Users,
     UserViews,
-    ensure_may_act_for,
     load_current_user,
+    refusal,
 )
 from app.api.responses import errors, view_response
+from app.db import one_statement
 from app.errors import IncorrectPassword, UserNotFound
 from app.models import User
 from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
@@ -91,10 +92,12 @@ async def read_user(user_id: UserId, views: UserViews) -> Response:
     response_model=ItemOut,
     responses=errors(401, 403, (404, "User not found"), 409, body=True),
 )
+@one_statement
 async def create_item_for_user(
-    user_id: UserId, body: ItemCreate, me: CurrentUser, items: Items
+    user_id: UserId, body: ItemCreate, actor_id: TokenUserId, items: Items, users: Users
 ) -> Response:
     """Create an item owned by `user_id`: that user's token, or a superuser's."""
-    ensure_may_act_for(me, user_id)
-    item = await items.add_for_owner(user_id, title=body.title, description=body.description)
+    item = await items.add_as(actor_id, user_id, title=body.title, description=body.description)
+    if item is None:
+        raise await refusal(users, actor_id, user_id)
     return view_response(item)
