@@ -99,9 +99,15 @@ async def test_inactive_users_cannot_log_in_or_use_their_tokens(
     )
     assert response.status_code == 400
     assert response.json() == {"detail": "Inactive user"}
-    response = await client.get("/users/me", headers=account.headers)
-    assert response.status_code == 401
-    assert response.json() == {"detail": "Inactive user"}
+    for method, url in (
+        ("GET", "/users/me"),
+        ("POST", "/items/"),
+        ("POST", f"/users/{account.id}/items/"),
+    ):
+        response = await client.request(method, url, json={"title": "x"}, headers=account.headers)
+        assert response.status_code == 401, url
+        assert response.json() == {"detail": "Inactive user"}
+    assert await database.scalar("SELECT count(*) FROM items") == 0
     # ...but a wrong password still gets the answer that reveals nothing.
     response = await client.post("/auth/token", data={"username": account.email, "password": "x"})
     assert response.json() == INCORRECT

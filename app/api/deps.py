@@ -1,6 +1,6 @@
 """Dependencies shared by the routes, as `Annotated` aliases that read like the API."""
 
-from typing import Annotated
+from typing import Annotated, NoReturn, Protocol, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.batching import Coalescer
 from app.db import unit_of_work
-from app.errors import Conflict, DomainError, Forbidden, ItemNotFound, NotAuthenticated
+from app.errors import Conflict, Forbidden, ItemNotFound, NotAuthenticated
 from app.models import Item, User
 from app.repositories import ItemRepository, Principal, UserRepository, UserView
 from app.schemas import MAX_ID, Page
@@ -68,22 +68,29 @@ async def _token_user_id(request: Request, token: Annotated[str, Depends(bearer_
 TokenUserId = Annotated[int, Depends(_token_user_id)]
 
 
-async def load_current_user(users: UserRepository, user_id: int) -> User:
-    user = await users.get(user_id)
-    if user is None:  # deleted since the token was issued
+class _Account(Protocol):
+    @property
+    def is_active(self) -> bool: ...
+
+
+A = TypeVar("A", bound=_Account)
+
+
+def _active(account: A | None) -> A:
+    if account is None:  # deleted since the token was issued
         raise NotAuthenticated
-    if not user.is_active:
+    if not account.is_active:
         raise NotAuthenticated("Inactive user")
-    return user
+    return account
+
+
+async def load_current_user(users: UserRepository, user_id: int) -> User:
+    """The token's user as an entity, for routes that change the account."""
+    return _active(await users.get(user_id))
 
 
 async def current_principal(users: UserRepository, user_id: int) -> Principal:
-    principal = await users.principal(user_id)
-    if principal is None:  # deleted since the token was issued
-        raise NotAuthenticated
-    if not principal.is_active:
-        raise NotAuthenticated("Inactive user")
-    return principal
+    return _active(await users.principal(user_id))
 
 
 async def _current_user(user_id: TokenUserId, users: Users) -> Principal:
@@ -112,8 +119,8 @@ async def _owned_item(item_id: ItemId, user: CurrentUser, items: Items) -> Item:
 OwnedItem = Annotated[Item, Depends(_owned_item)]
 
 
-async def refusal(users: UserRepository, actor_id: int, owner_id: int) -> DomainError:
-    """Why a write the database refused for `actor_id` was refused: 401 or 403 (or,
-    if the actor may write after all, a concurrent change: 409)."""
+async def refuse(users: UserRepository, actor_id: int, owner_id: int) -> NoReturn:
+    """Raise why a write checked in SQL was refused to `actor_id`: 401 or 403 (or, if
+    the actor may write after all, it changed meanwhile: 409)."""
     ensure_may_act_for(await current_principal(users, actor_id), owner_id)
-    return Conflict()
+    raise Conflict

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import ItemId, Items, OwnedItem, PageDep, TokenUserId, Users, refusal
+from app.api.deps import ItemId, Items, OwnedItem, PageDep, TokenUserId, Users, refuse
 from app.api.responses import errors, view_response
 from app.db import one_statement
 from app.errors import ItemNotFound
@@ -38,7 +38,7 @@ async def create_item(
     """Create an item owned by the token's user."""
     item = await items.add_as(actor_id, actor_id, title=body.title, description=body.description)
     if item is None:
-        raise await refusal(users, actor_id, actor_id)
+        await refuse(users, actor_id, actor_id)
     return view_response(item)
 
 

@@ -10,7 +10,7 @@ from app.api.deps import (
     Users,
     UserViews,
     load_current_user,
-    refusal,
+    refuse,
 )
 from app.api.responses import errors, view_response
 from app.db import one_statement
@@ -31,6 +31,7 @@ async def _view(users: Users, user_id: int) -> Response:
 @router.post(
     "/", response_model=UserOut, responses=errors((400, "Email already registered"), body=True)
 )
+@one_statement
 async def create_user(body: UserCreate, users: Users, passwords: Passwords) -> User:
     """Sign up. The password is hashed (argon2id) and never returned."""
     hashed_password = await passwords.hash(body.password)
@@ -99,5 +100,5 @@ async def create_item_for_user(
     """Create an item owned by `user_id`: that user's token, or a superuser's."""
     item = await items.add_as(actor_id, user_id, title=body.title, description=body.description)
     if item is None:
-        raise await refusal(users, actor_id, user_id)
+        await refuse(users, actor_id, user_id)
     return view_response(item)
