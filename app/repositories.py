@@ -66,7 +66,9 @@ class UserView(TypedDict):
 
 users = cast(Table, User.__table__)
 items = cast(Table, Item.__table__)
-_ITEM_COLUMNS = (items.c.title, items.c.description, items.c.id, items.c.owner_id)
+# An item as a view shows it; beside its user (whose id is its owner_id), or alone.
+_ITEM_IN_USER = (items.c.title, items.c.description, items.c.id)
+_ITEM_COLUMNS = (*_ITEM_IN_USER, items.c.owner_id)
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
@@ -113,7 +115,7 @@ _INSERT_ITEM_AS = (
     .returning(items.c.id)
 )
 _USERS_WITH_ITEMS = (
-    select(users.c.id, users.c.email, users.c.is_active, *_ITEM_COLUMNS[:3])
+    select(users.c.id, users.c.email, users.c.is_active, *_ITEM_IN_USER)
     .select_from(users.outerjoin(items, items.c.owner_id == users.c.id))
     .where(users.c.id.in_(bindparam("user_ids", expanding=True)))
     .order_by(users.c.id, items.c.id)
@@ -182,7 +184,7 @@ class UserRepository:
             select(users.c.id, users.c.email, users.c.is_active), page, users.c.id
         ).subquery()
         statement = (
-            select(page_of_users, *_ITEM_COLUMNS[:3])
+            select(page_of_users, *_ITEM_IN_USER)
             .select_from(page_of_users.outerjoin(items, items.c.owner_id == page_of_users.c.id))
             .order_by(page_of_users.c.id, items.c.id)
         )

@@ -16,16 +16,20 @@ from app.api.responses import errors, view_response
 from app.db import one_statement
 from app.errors import IncorrectPassword, UserNotFound
 from app.models import User
+from app.repositories import UserView
 from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
 
 
-async def _view(users: Users, user_id: int) -> Response:
-    user = await users.view(user_id)
+def _found(user: UserView | None) -> Response:
     if user is None:
         raise UserNotFound
     return view_response(user)
+
+
+async def _view(users: Users, user_id: int) -> Response:
+    return _found(await users.view(user_id))
 
 
 @router.post(
@@ -82,10 +86,7 @@ async def delete_me(me: CurrentUser, users: Users) -> None:
 
 @router.get("/{user_id}", response_model=UserOut, responses=errors((404, "User not found")))
 async def read_user(user_id: UserId, views: UserViews) -> Response:
-    user = await views.get(user_id)
-    if user is None:
-        raise UserNotFound
-    return view_response(user)
+    return _found(await views.get(user_id))
 
 
 @router.post(
