@@ -204,16 +204,14 @@ async def database(template: Template) -> Database:
     return await template.copy()
 
 
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    options: dict[str, Any] = {
-        "environment": "test",
-        "database_url": database_url,
-        # Cheap hashing keeps the suite fast; production parameters are exercised
-        # where hashing cost itself is what a test is about.
-        "password_hash_time_cost": 1,
-        "password_hash_memory_cost": 8,
-        "password_hash_concurrency": 4,
-    }
+def make_settings(database_url: str, *, real_hashing: bool = False, **overrides: Any) -> Settings:
+    options: dict[str, Any] = {"environment": "test", "database_url": database_url}
+    if not real_hashing:
+        # Cheap hashing keeps the suite fast; the production parameters are used
+        # where the cost of hashing is what a test is about.
+        options.update(
+            password_hash_time_cost=1, password_hash_memory_cost=8, password_hash_concurrency=4
+        )
     options.update(overrides)
     return Settings(_env_file=None, **options)
 

@@ -3,23 +3,12 @@
 import asyncio
 
 from app.main import create_app
-from app.settings import Settings
 from tests.conftest import Database, make_settings, serve
 from tests.helpers import PASSWORD, sign_up, unique_email
 
 
-def production_hashing(database: Database) -> Settings:
-    defaults = Settings.model_fields
-    return make_settings(
-        database.url,
-        password_hash_time_cost=defaults["password_hash_time_cost"].default,
-        password_hash_memory_cost=defaults["password_hash_memory_cost"].default,
-        password_hash_concurrency=defaults["password_hash_concurrency"].default,
-    )
-
-
 async def test_other_requests_are_served_while_a_sign_up_hashes(database: Database) -> None:
-    async with serve(create_app(production_hashing(database))) as client:
+    async with serve(create_app(make_settings(database.url, real_hashing=True))) as client:
         user = await sign_up(client)
         sign_up_request = asyncio.create_task(
             client.post("/users/", json={"email": unique_email(), "password": PASSWORD})

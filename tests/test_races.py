@@ -5,9 +5,8 @@ import asyncio
 from httpx import AsyncClient
 
 from app.main import create_app
-from tests.conftest import Database, serve
+from tests.conftest import Database, make_settings, serve
 from tests.helpers import PASSWORD, create_item, log_in, new_account
-from tests.test_passwords import production_hashing
 
 
 async def test_concurrent_deletes_of_one_item_give_one_204(client: AsyncClient) -> None:
@@ -36,7 +35,7 @@ async def test_changes_racing_a_delete_get_200_or_404(client: AsyncClient) -> No
 
 async def test_a_password_change_racing_the_account_deletion_is_404(database: Database) -> None:
     # Real hashing makes the change take ~0.2 s: the deletion commits in between.
-    async with serve(create_app(production_hashing(database))) as client:
+    async with serve(create_app(make_settings(database.url, real_hashing=True))) as client:
         me = await new_account(client)
         change = asyncio.create_task(
             client.patch(
@@ -56,8 +55,8 @@ async def test_a_burst_of_password_checks_does_not_exhaust_the_pool(database: Da
     # Two connections, real hashing, a dozen wrong current passwords at once. A
     # request waiting for its turn at the hasher must not hold a connection,
     # or the others (and /health) would time out with 503.
-    settings = production_hashing(database).model_copy(
-        update={"db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout": 0.5}
+    settings = make_settings(
+        database.url, real_hashing=True, db_pool_size=2, db_max_overflow=0, db_pool_timeout=0.5
     )
     async with serve(create_app(settings)) as client:
         me = await new_account(client)
