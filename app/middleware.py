@@ -1,4 +1,4 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it breaks cancellation and costs throughput)."""
+"""Pure ASGI middleware (Starlette's base-class middleware breaks cancellation, costs more)."""
 
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
