@@ -18,7 +18,7 @@ from app.settings import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+def create_engine(settings: Settings) -> AsyncEngine:
     """One engine per process: created by the app's lifespan, disposed when it ends.
 
     Its connections run each statement on its own (AUTOCOMMIT), which is what
@@ -38,7 +38,6 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
             pool_recycle=settings.db_pool_recycle,
             pool_pre_ping=settings.db_pool_pre_ping,
         )
-    options.update(overrides)
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
