@@ -1,6 +1,8 @@
 """The tables, as SQLAlchemy 2.0 typed mappings. Alembic migrations create them."""
 
-from sqlalchemy import ForeignKey, MetaData, String, false, true
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, Text, false, text, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Explicit constraint names: migrations can refer to them on every backend, and
@@ -30,6 +32,14 @@ class User(Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Counts the changes to the row: a change made through the ORM checks that the
+    # row is still the version it loaded (a concurrent change makes it fail).
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    # Tokens carry the value they were issued under; changing the password, or
+    # deactivating the account, increments it and so revokes them all.
+    token_version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
+    __mapper_args__ = {"version_id_col": version}
 
     # lazy="raise": touching an unloaded collection is an error in tests, never
     # hidden I/O (MissingGreenlet) while a response is being serialised.
@@ -48,5 +58,35 @@ class Item(Base):
     title: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(String(10_000))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Counts the changes to the row (a write statement increments it); an item's
+    # ETag is its version, so If-Match is checked by the write statement itself.
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
 
     owner: Mapped[User] = relationship(back_populates="items", lazy="raise")
+
+
+class IdempotencyKey(Base):
+    """A request made with an Idempotency-Key, and once it succeeded, its response."""
+
+    __tablename__ = "idempotency_keys"
+
+    # The token's user; 0 for requests without one (sign-up).
+    caller_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # While the first request runs: until when it holds the key (a crashed
+    # request's key is taken over after that).
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None]
+    body: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginFailures(Base):
+    """Failed log-ins per account and per client address, in the current window."""
+
+    __tablename__ = "login_failures"
+
+    subject: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int]
+    window_ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

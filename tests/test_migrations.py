@@ -2,9 +2,9 @@
 
 import asyncio
 
-from tests.conftest import Database, Template, migrate, run_alembic
+from tests.databases import Database, Template, migrate, run_alembic
 
-TABLES = {"users", "items", "alembic_version"}
+TABLES = {"users", "items", "idempotency_keys", "login_failures", "alembic_version"}
 
 
 async def test_models_and_migrations_do_not_drift(database: Database) -> None:
@@ -39,6 +39,10 @@ async def test_upgrading_a_database_that_holds_rows_keeps_them(template: Templat
     assert await database.scalar("SELECT count(*) FROM users WHERE is_superuser = false") == 2
     assert await database.scalar("SELECT count(*) FROM users WHERE is_active = false") == 1
     assert await database.column("SELECT title FROM items ORDER BY id") == ["one", "two", "three"]
+    # Every existing row starts at version 1, every account at token version 0.
+    assert await database.column("SELECT version FROM items") == [1, 1, 1]
+    assert await database.column("SELECT version FROM users") == [1, 1]
+    assert await database.column("SELECT token_version FROM users") == [0, 0]
     # The foreign key now cascades: deleting a user takes its items along.
     await database.execute("DELETE FROM users WHERE id = 1")
     assert await database.scalar("SELECT count(*) FROM items") == 1

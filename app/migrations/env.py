@@ -8,6 +8,7 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db import pgbouncer_connect_args
 from app.models import Base
 from app.settings import Settings
 
@@ -23,10 +24,10 @@ settings: Settings = config.attributes.get("settings") or Settings()
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=settings.database_url,
+        url=settings.engine_url,
         target_metadata=target_metadata,
         literal_binds=True,
-        render_as_batch=settings.database_url.startswith("sqlite"),
+        render_as_batch=settings.engine_url.get_backend_name() == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -54,7 +55,10 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_migrations_online() -> None:
     # Not the app's engine factory: a one-shot connection, and on SQLite without
     # the app's pragmas, so foreign keys stay off while tables are copied.
-    engine = create_async_engine(settings.database_url, poolclass=pool.NullPool)
+    connect_args = pgbouncer_connect_args(settings) if settings.db_pgbouncer else {}
+    engine = create_async_engine(
+        settings.engine_url, poolclass=pool.NullPool, connect_args=connect_args
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)
