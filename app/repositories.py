@@ -1,125 +1,75 @@
 """The only place SQL is written: statements on the mapped models, per aggregate.
 
-Two kinds of statement, by what the caller needs:
+A repository works in the session of the route that made it (app.db), and each
+method says with the type of its `self` which kinds of session it needs: reads
+run in any; a statement that writes needs a SingleWrite or a Transaction; an
+entity loaded to be changed, and its changes, need a Transaction. Calling a
+method on the wrong kind is a type error, caught before anything runs.
 
-- an entity to change (a user whose email changes, an item being edited): ORM
-  `select(User)`, changed attributes, flush;
-- data that only feeds a response or a check (views, the token's user, a new
-  item's id): Core statements on the models' tables, selecting the columns
-  needed. No entity is built, nothing can lazy-load, and the ORM's statement
-  processing is skipped (measured: about half the cost of a request that writes
-  one item). Views come back as plain dicts in the response's shape.
+What only feeds a response or a check is selected column by column, as the view
+declares it (app.views): no entity is built, nothing can lazy-load.
 """
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple, TypedDict, TypeVar, cast
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
+    BindParameter,
     CursorResult,
     Delete,
     Select,
-    Table,
+    Update,
+    and_,
     bindparam,
+    case,
     delete,
-    exists,
     insert,
     or_,
     select,
+    update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.batching import Coalescer
+from app.db import ReadSession, Sessions, SingleWrite, Transaction
 from app.errors import (
+    ConstraintKind,
+    DomainError,
     EmailAlreadyRegistered,
-    ItemNotFound,
     NotFound,
     UserNotFound,
     violated_constraint,
 )
-from app.models import Item, User
+from app.models import IdempotencyKey, Item, LoginFailures, User
+from app.policy import PRINCIPAL_COLUMNS, Principal, may_act_for
 from app.schemas import Page
+from app.security import Bearer
+from app.views import ITEM_VIEW, USER_VIEW, ViewDict
+
+S = TypeVar("S", Transaction, SingleWrite, ReadSession)
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
-class ItemView(TypedDict):
-    title: str
-    description: str | None
-    id: int
-    owner_id: int
-
-
-class Principal(NamedTuple):
-    """What authorising a request needs to know of the token's user."""
-
-    id: int
-    is_active: bool
-    is_superuser: bool
-
-
-class UserView(TypedDict):
-    email: str
-    id: int
-    is_active: bool
-    items: list[ItemView]
-
-
-users = cast(Table, User.__table__)
-items = cast(Table, Item.__table__)
-# An item as a view shows it; beside its user (whose id is its owner_id), or alone.
-_ITEM_IN_USER = (items.c.title, items.c.description, items.c.id)
-_ITEM_COLUMNS = (*_ITEM_IN_USER, items.c.owner_id)
-S = TypeVar("S", bound=Select[*tuple[Any, ...]])
-
-
-def _paged(statement: S, page: Page, id_column: Any) -> S:
+def _paged(statement: Q, page: Page, id_column: Any) -> Q:
     if page.after is not None:
         statement = statement.where(id_column > page.after)
     return statement.order_by(id_column).offset(page.skip).limit(page.limit)
 
 
-def _users_with_items(rows: Sequence[Any]) -> list[UserView]:
-    """Rows of (user id, email, is_active, item columns...), ordered by user then item."""
-    views: list[UserView] = []
-    for user_id, email, is_active, title, description, item_id in rows:
-        if not views or views[-1]["id"] != user_id:
-            views.append({"email": email, "id": user_id, "is_active": is_active, "items": []})
-        if item_id is not None:
-            views[-1]["items"].append(
-                {"title": title, "description": description, "id": item_id, "owner_id": user_id}
-            )
-    return views
-
-
-# Statements built once: no expression building on every request.
-_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
-_USER_BY_EMAIL = select(User).where(User.email == bindparam("email"))
-_ITEM_BY_ID = select(Item).where(Item.id == bindparam("item_id"))
-_PRINCIPAL = select(users.c.id, users.c.is_active, users.c.is_superuser).where(
-    users.c.id == bindparam("user_id")
-)
-# The item, if the actor may write it: an active user who is its owner, or an
-# active superuser. Check and write in one statement, so atomic together.
-_INSERT_ITEM_AS = (
-    insert(items)
-    .from_select(
-        ["title", "description", "owner_id"],
-        select(bindparam("title"), bindparam("description"), bindparam("owner_id")).where(
-            exists().where(
-                users.c.id == bindparam("actor_id"),
-                users.c.is_active,
-                or_(users.c.id == bindparam("owner_id"), users.c.is_superuser),
-            )
-        ),
-    )
-    .returning(items.c.id)
-)
-_USERS_WITH_ITEMS = (
-    select(users.c.id, users.c.email, users.c.is_active, *_ITEM_IN_USER)
-    .select_from(users.outerjoin(items, items.c.owner_id == users.c.id))
-    .where(users.c.id.in_(bindparam("user_ids", expanding=True)))
-    .order_by(users.c.id, items.c.id)
-)
+@contextmanager
+def _refused_for(kind: ConstraintKind, error: type[DomainError]) -> Iterator[None]:
+    """The database refusing a write for a `kind` of constraint, as `error`."""
+    try:
+        yield
+    except IntegrityError as refused:
+        if violated_constraint(refused) == kind:
+            raise error from refused
+        raise
 
 
 def _padded(ids: list[int]) -> list[int]:
@@ -129,143 +79,397 @@ def _padded(ids: list[int]) -> list[int]:
     return ids + ids[-1:] * (size - len(ids))
 
 
-class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+# Statements built once: no expression building on every request.
+_PRINCIPAL = select(*PRINCIPAL_COLUMNS).where(User.id == bindparam("user_id"))
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+_USER_BY_EMAIL = select(User).where(User.email == bindparam("email"))
+_USER_VIEWS = (
+    select(*USER_VIEW.joined_columns())
+    .outerjoin(Item, Item.owner_id == User.id)
+    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(User.id, Item.id)
+)
+_ADD_USER = insert(User).returning(*USER_VIEW.columns)
+_LOCK_USER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
+_ITEM_VIEW = select(*ITEM_VIEW.columns).where(Item.id == bindparam("item_id"))
+# The bearer as bind parameters, for the policy's SQL form.
+_BEARER: tuple[BindParameter[int], BindParameter[int]] = (
+    bindparam("caller_id"),
+    bindparam("token_version"),
+)
+# The item, if the caller may create it for its owner (app.policy): the check and
+# the write in one statement, so atomic together.
+_ADD_ITEM_AS = (
+    insert(Item)
+    .from_select(
+        ["title", "description", "owner_id"],
+        select(bindparam("title"), bindparam("description"), bindparam("owner_id")).where(
+            may_act_for(_BEARER, bindparam("owner_id"))
+        ),
+    )
+    .returning(*ITEM_VIEW.columns)
+)
+# The item, if the caller may change it (and, with If-Match, it is at that version).
+_ITEM_AS = (Item.id == bindparam("item_id"), may_act_for(_BEARER, Item.owner_id))
+_AT_VERSIONS = Item.version.in_(bindparam("versions", expanding=True))
+_DELETE_ITEM_AS = delete(Item).where(*_ITEM_AS)
+_DELETE_ITEM_AS_IF = _DELETE_ITEM_AS.where(_AT_VERSIONS)
 
-    async def add(self, *, email: str, hashed_password: str, is_superuser: bool = False) -> User:
-        """Insert a user; the unique constraint, not a prior look-up, decides duplicates."""
-        user = User(
-            email=email, hashed_password=hashed_password, is_superuser=is_superuser, items=[]
-        )
-        self.session.add(user)
-        await self._flush()
-        return user
 
-    async def save(self, user: User) -> None:
-        """Write the changes made to `user` (an email may now be taken)."""
-        await self._flush()
+@cache
+def _update_item_as(fields: frozenset[str], if_match: bool) -> Update:
+    # One statement per set of fields sent (a handful), built once.
+    values: dict[str, Any] = {field: bindparam(field) for field in sorted(fields)}
+    # A change increments the version; an empty one leaves the item as it is.
+    values["version"] = Item.version + 1 if fields else Item.version
+    statement = update(Item).where(*_ITEM_AS).values(values).returning(*ITEM_VIEW.columns)
+    return statement.where(_AT_VERSIONS) if if_match else statement
 
-    async def _flush(self) -> None:
-        try:
-            await self.session.flush()
-        except IntegrityError as error:
-            if violated_constraint(error) == "unique":
-                raise EmailAlreadyRegistered from error
-            raise
-        except StaleDataError as error:  # deleted meanwhile: the UPDATE matched no row
-            raise UserNotFound from error
 
-    async def get(self, user_id: int) -> User | None:
-        return await self.session.scalar(_USER_BY_ID, {"user_id": user_id})
+def _bearer_params(bearer: Bearer) -> dict[str, int]:
+    return {"caller_id": bearer.user_id, "token_version": bearer.token_version}
 
-    async def get_by_email(self, email: str) -> User | None:
-        return await self.session.scalar(_USER_BY_EMAIL, {"email": email})
+
+class UserRepository(Generic[S]):
+    def __init__(self, session: S) -> None:
+        self.session: S = session
 
     async def principal(self, user_id: int) -> Principal | None:
         row = (await self.session.execute(_PRINCIPAL, {"user_id": user_id})).one_or_none()
         return Principal(*row) if row else None
 
-    async def view(self, user_id: int) -> UserView | None:
+    async def view(self, user_id: int) -> ViewDict | None:
         """The user and its items, as a response shows them; one query."""
         return (await self.views([user_id])).get(user_id)
 
-    async def views(self, user_ids: list[int]) -> dict[int, UserView]:
+    async def views(self, user_ids: list[int]) -> dict[int, ViewDict]:
         """Several users with their items, by id; one query."""
         if not user_ids:
             return {}
         params = {"user_ids": _padded(sorted(set(user_ids)))}
-        rows = (await self.session.execute(_USERS_WITH_ITEMS, params)).all()
-        return {user["id"]: user for user in _users_with_items(rows)}
+        rows = (await self.session.execute(_USER_VIEWS, params)).all()
+        return {user["id"]: user for user in USER_VIEW.of_joined_rows(rows)}
 
-    async def list_views(self, page: Page) -> list[UserView]:
+    async def list_views(self, page: Page) -> list[ViewDict]:
         """A page of users, each with its items; one query."""
-        page_of_users = _paged(
-            select(users.c.id, users.c.email, users.c.is_active), page, users.c.id
-        ).subquery()
+        page_of_users = _paged(select(User.id), page, User.id).subquery()
         statement = (
-            select(page_of_users, *_ITEM_IN_USER)
-            .select_from(page_of_users.outerjoin(items, items.c.owner_id == page_of_users.c.id))
-            .order_by(page_of_users.c.id, items.c.id)
+            select(*USER_VIEW.joined_columns())
+            .join(page_of_users, page_of_users.c.id == User.id)
+            .outerjoin(Item, Item.owner_id == User.id)
+            .order_by(User.id, Item.id)
         )
-        return _users_with_items((await self.session.execute(statement)).all())
+        return USER_VIEW.of_joined_rows((await self.session.execute(statement)).all())
 
-    async def delete(self, user_id: int) -> None:
+    async def add(
+        self: "UserRepository[SingleWrite] | UserRepository[Transaction]",
+        *,
+        email: str,
+        hashed_password: str,
+        is_superuser: bool = False,
+    ) -> ViewDict:
+        """Insert a user; the unique constraint, not a prior look-up, decides duplicates."""
+        values = {"email": email, "hashed_password": hashed_password, "is_superuser": is_superuser}
+        with _refused_for("unique", EmailAlreadyRegistered):
+            row = (await self.session.write(_ADD_USER, values)).one()
+        return USER_VIEW.of_row(row)
+
+    async def get(self: "UserRepository[Transaction]", user_id: int) -> User | None:
+        return await self.session.entity(_USER_BY_ID, {"user_id": user_id})
+
+    async def get_by_email(self: "UserRepository[Transaction]", email: str) -> User | None:
+        return await self.session.entity(_USER_BY_EMAIL, {"email": email})
+
+    async def save(self: "UserRepository[Transaction]", user: User) -> None:
+        """Write the changes made to `user` (an email may now be taken)."""
+        try:
+            with _refused_for("unique", EmailAlreadyRegistered):
+                await self.session.flush()
+        except StaleDataError as error:  # deleted meanwhile: the UPDATE matched no row
+            raise UserNotFound from error
+
+    async def lock(self: "UserRepository[Transaction]", user_id: int) -> None:
+        """Hold the user's row until the transaction ends: a change checked against its
+        current state (If-Match) cannot interleave with another (PostgreSQL; SQLite runs
+        one writer at a time anyway)."""
+        await self.session.execute(_LOCK_USER, {"user_id": user_id})
+
+    async def delete(self: "UserRepository[Transaction]", user_id: int) -> None:
         """Delete the user; the database's ON DELETE CASCADE removes its items."""
-        await _delete_one(self.session, delete(users).where(users.c.id == user_id), UserNotFound)
+        await _delete_one(self.session, delete(User).where(User.id == user_id), UserNotFound)
 
 
-class ItemRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class ItemRepository(Generic[S]):
+    def __init__(self, session: S) -> None:
+        self.session: S = session
+
+    async def view(self, item_id: int) -> ViewDict | None:
+        row = (await self.session.execute(_ITEM_VIEW, {"item_id": item_id})).one_or_none()
+        return ITEM_VIEW.of_row(row) if row else None
+
+    async def list_views(
+        self, page: Page, *, owner_id: int | None = None, title_contains: str | None = None
+    ) -> list[ViewDict]:
+        statement = select(*ITEM_VIEW.columns)
+        if owner_id is not None:
+            statement = statement.where(Item.owner_id == owner_id)
+        if title_contains:
+            # autoescape: a % or _ in the search text matches itself.
+            statement = statement.where(Item.title.icontains(title_contains, autoescape=True))
+        rows = await self.session.execute(_paged(statement, page, Item.id))
+        return [ITEM_VIEW.of_row(row) for row in rows]
 
     async def add_as(
-        self, actor_id: int, owner_id: int, *, title: str, description: str | None
-    ) -> ItemView | None:
-        """Create an item for `owner_id` if `actor_id` may (is that user, or a superuser,
-        and active): one INSERT ... SELECT, so the check and the write are atomic.
-        None when the actor may not; UserNotFound when the owner does not exist."""
+        self: "ItemRepository[SingleWrite] | ItemRepository[Transaction]",
+        bearer: Bearer,
+        owner_id: int,
+        *,
+        title: str,
+        description: str | None,
+    ) -> ViewDict | None:
+        """Create an item for `owner_id` if the bearer may (app.policy): one INSERT ...
+        SELECT, so the check and the write are atomic. None when the caller may not;
+        UserNotFound when the owner does not exist."""
         values = {
             "title": title,
             "description": description,
             "owner_id": owner_id,
-            "actor_id": actor_id,
+            **_bearer_params(bearer),
         }
-        try:
-            item_id = (await self.session.execute(_INSERT_ITEM_AS, values)).scalar_one_or_none()
-        except IntegrityError as error:
-            # The owner does not exist (or was deleted meanwhile): the foreign key,
-            # not a prior look-up, is what refuses orphan items.
-            if violated_constraint(error) == "foreign_key":
-                raise UserNotFound from error
-            raise
-        if item_id is None:
-            return None
-        return {"title": title, "description": description, "id": item_id, "owner_id": owner_id}
+        # The owner does not exist (or was deleted meanwhile): the foreign key, not
+        # a prior look-up, is what refuses orphan items.
+        with _refused_for("foreign_key", UserNotFound):
+            row = (await self.session.write(_ADD_ITEM_AS, values)).one_or_none()
+        return ITEM_VIEW.of_row(row) if row else None
 
-    async def get(self, item_id: int) -> Item | None:
-        return await self.session.scalar(_ITEM_BY_ID, {"item_id": item_id})
+    async def update_as(
+        self: "ItemRepository[SingleWrite] | ItemRepository[Transaction]",
+        bearer: Bearer,
+        item_id: int,
+        changes: dict[str, Any],
+        versions: list[int] | None,
+    ) -> ViewDict | None:
+        """Change the item if the bearer may (app.policy) and, when `versions` is given,
+        it is at one of them: one UPDATE, so check and change are atomic. Its version
+        goes up by one when anything changes. None when nothing matched."""
+        statement = _update_item_as(frozenset(changes), versions is not None)
+        params = {**changes, "item_id": item_id, **_bearer_params(bearer)}
+        if versions is not None:
+            params["versions"] = versions
+        row = (await self.session.write(statement, params)).one_or_none()
+        return ITEM_VIEW.of_row(row) if row else None
 
-    async def list_views(
-        self, page: Page, *, owner_id: int | None = None, title_contains: str | None = None
-    ) -> list[ItemView]:
-        statement = select(*_ITEM_COLUMNS)
-        if owner_id is not None:
-            statement = statement.where(items.c.owner_id == owner_id)
-        if title_contains:
-            # autoescape: a % or _ in the search text matches itself.
-            statement = statement.where(items.c.title.icontains(title_contains, autoescape=True))
-        rows = await self.session.execute(_paged(statement, page, items.c.id))
-        return [
-            {"title": title, "description": description, "id": item_id, "owner_id": owner_id}
-            for title, description, item_id, owner_id in rows
-        ]
-
-    async def save(self, item: Item) -> None:
-        try:
-            await self.session.flush()
-        except StaleDataError as error:  # deleted meanwhile: the UPDATE matched no row
-            raise ItemNotFound from error
-
-    async def delete(self, item: Item) -> None:
-        await _delete_one(self.session, delete(items).where(items.c.id == item.id), ItemNotFound)
+    async def delete_as(
+        self: "ItemRepository[SingleWrite] | ItemRepository[Transaction]",
+        bearer: Bearer,
+        item_id: int,
+        versions: list[int] | None,
+    ) -> bool:
+        """Delete the item if the bearer may and, when `versions` is given, it is at one
+        of them: one DELETE. False when nothing matched."""
+        statement = _DELETE_ITEM_AS_IF if versions is not None else _DELETE_ITEM_AS
+        params = {"item_id": item_id, "versions": versions, **_bearer_params(bearer)}
+        result = await self.session.write(statement, params)
+        return cast(CursorResult[Any], result).rowcount > 0
 
 
-async def _delete_one(session: AsyncSession, statement: Delete, missing: type[NotFound]) -> None:
+async def _delete_one(session: Transaction, statement: Delete, missing: type[NotFound]) -> None:
     # A DELETE that matches nothing lost a race with another DELETE: that one gets
     # the 204, this one the 404.
-    result = await session.execute(statement, execution_options={"synchronize_session": False})
+    result = await session.write(statement)
     if cast(CursorResult[Any], result).rowcount == 0:
         raise missing
 
 
-def user_view_loader(
-    sessions: async_sessionmaker[AsyncSession], *, max_batch: int
-) -> Coalescer[int, UserView]:
+class IdempotencyRecord(NamedTuple):
+    fingerprint: str
+    status_code: int | None  # None while the first request runs
+    body: str | None
+
+
+def _claim_statement(dialect_insert: Any) -> Any:
+    record = IdempotencyKey
+    claim = dialect_insert(record).values(
+        caller_id=bindparam("record_caller"),
+        key=bindparam("record_key"),
+        fingerprint=bindparam("new_fingerprint"),
+        expires_at=bindparam("new_expires_at"),
+        locked_until=bindparam("new_locked_until"),
+    )
+    # A record that expired, or whose first request died while holding it, is
+    # taken over; a live one is left as it is (and nothing comes back).
+    return claim.on_conflict_do_update(
+        index_elements=[record.caller_id, record.key],
+        set_={
+            "fingerprint": claim.excluded.fingerprint,
+            "expires_at": claim.excluded.expires_at,
+            "locked_until": claim.excluded.locked_until,
+            "status_code": None,
+            "body": None,
+        },
+        where=or_(
+            record.expires_at <= bindparam("now"),
+            and_(record.status_code.is_(None), record.locked_until <= bindparam("now")),
+        ),
+    ).returning(record.caller_id)
+
+
+# INSERT ... ON CONFLICT DO UPDATE ... WHERE is spelled alike on both databases, but
+# each dialect has its own construct for it.
+_CLAIM = {
+    "postgresql": _claim_statement(postgresql.insert),
+    "sqlite": _claim_statement(sqlite.insert),
+}
+_RECORD_ID = (
+    IdempotencyKey.caller_id == bindparam("record_caller"),
+    IdempotencyKey.key == bindparam("record_key"),
+)
+_FIND_RECORD = select(
+    IdempotencyKey.fingerprint, IdempotencyKey.status_code, IdempotencyKey.body
+).where(*_RECORD_ID, IdempotencyKey.expires_at > bindparam("now"))
+_COMPLETE_RECORD = (
+    update(IdempotencyKey)
+    .where(*_RECORD_ID)
+    .values(status_code=bindparam("response_status"), body=bindparam("response_body"))
+    .values(locked_until=None)
+)
+_RELEASE_RECORD = delete(IdempotencyKey).where(*_RECORD_ID, IdempotencyKey.status_code.is_(None))
+_PURGE_RECORDS = delete(IdempotencyKey).where(IdempotencyKey.expires_at <= bindparam("now"))
+
+
+class IdempotencyKeyRepository(Generic[S]):
+    """Requests made with an Idempotency-Key, per caller (see app.idempotency)."""
+
+    def __init__(self, session: S) -> None:
+        self.session: S = session
+
+    async def claim(
+        self: "IdempotencyKeyRepository[SingleWrite]",
+        caller_id: int,
+        key: str,
+        fingerprint: str,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        locked_until: datetime,
+    ) -> bool:
+        """Record the key as taken by a request now starting; False if it is already."""
+        params = {
+            "record_caller": caller_id,
+            "record_key": key,
+            "new_fingerprint": fingerprint,
+            "new_expires_at": expires_at,
+            "new_locked_until": locked_until,
+            "now": now,
+        }
+        result = await self.session.write(_CLAIM[self.session.dialect], params)
+        return result.first() is not None
+
+    async def find(self, caller_id: int, key: str, *, now: datetime) -> IdempotencyRecord | None:
+        params = {"record_caller": caller_id, "record_key": key, "now": now}
+        row = (await self.session.execute(_FIND_RECORD, params)).one_or_none()
+        return IdempotencyRecord(*row) if row else None
+
+    async def complete(
+        self: "IdempotencyKeyRepository[Transaction]",
+        caller_id: int,
+        key: str,
+        *,
+        status_code: int,
+        body: str,
+    ) -> None:
+        params = {
+            "record_caller": caller_id,
+            "record_key": key,
+            "response_status": status_code,
+            "response_body": body,
+        }
+        await self.session.write(_COMPLETE_RECORD, params)
+
+    async def release(
+        self: "IdempotencyKeyRepository[SingleWrite]", caller_id: int, key: str
+    ) -> None:
+        """Forget a key whose request failed: a retry runs it again."""
+        await self.session.write(_RELEASE_RECORD, {"record_caller": caller_id, "record_key": key})
+
+    async def purge(self: "IdempotencyKeyRepository[SingleWrite]", *, now: datetime) -> int:
+        result = await self.session.write(_PURGE_RECORDS, {"now": now})
+        return cast(CursorResult[Any], result).rowcount
+
+
+def _count_failure_statement(dialect_insert: Any) -> Any:
+    row = LoginFailures
+    count = dialect_insert(row)
+    expired = row.window_ends_at <= bindparam("now")
+    return count.on_conflict_do_update(
+        index_elements=[row.subject],
+        set_={
+            "failures": case((expired, 1), else_=row.failures + 1),
+            "window_ends_at": case(
+                (expired, count.excluded.window_ends_at), else_=row.window_ends_at
+            ),
+        },
+    )
+
+
+_COUNT_FAILURES = {
+    "postgresql": _count_failure_statement(postgresql.insert),
+    "sqlite": _count_failure_statement(sqlite.insert),
+}
+_FAILURES = select(
+    LoginFailures.failures, LoginFailures.window_ends_at, LoginFailures.subject
+).where(
+    LoginFailures.subject.in_(bindparam("subjects", expanding=True)),
+    LoginFailures.window_ends_at > bindparam("now"),
+)
+_CLEAR_FAILURES = delete(LoginFailures).where(LoginFailures.subject == bindparam("subject"))
+_PURGE_FAILURES = delete(LoginFailures).where(LoginFailures.window_ends_at <= bindparam("now"))
+
+
+class LoginFailureRepository(Generic[S]):
+    """Failed log-ins, counted per subject (an account or a client address) in windows."""
+
+    def __init__(self, session: S) -> None:
+        self.session: S = session
+
+    async def current(
+        self, subjects: list[str], *, now: datetime
+    ) -> dict[str, tuple[int, datetime]]:
+        """Failures and window end, per subject whose window is still open."""
+        params = {"subjects": subjects, "now": now}
+        rows = await self.session.execute(_FAILURES, params)
+        return {subject: (failures, _utc(ends)) for failures, ends, subject in rows}
+
+    async def count(
+        self: "LoginFailureRepository[SingleWrite]",
+        subjects: list[str],
+        *,
+        now: datetime,
+        window_ends_at: datetime,
+    ) -> None:
+        """One more failure for each subject (a new window for those whose ended)."""
+        rows = [{"subject": s, "failures": 1, "window_ends_at": window_ends_at} for s in subjects]
+        statement = _COUNT_FAILURES[self.session.dialect].values(rows)
+        await self.session.write(statement, {"now": now})
+
+    async def clear(self: "LoginFailureRepository[SingleWrite]", subject: str) -> None:
+        await self.session.write(_CLEAR_FAILURES, {"subject": subject})
+
+    async def purge(self: "LoginFailureRepository[SingleWrite]", *, now: datetime) -> int:
+        result = await self.session.write(_PURGE_FAILURES, {"now": now})
+        return cast(CursorResult[Any], result).rowcount
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back what it stored (UTC) without the zone; PostgreSQL with it.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def user_view_loader(sessions: Sessions, *, max_batch: int) -> Coalescer[int, ViewDict]:
     """User views by id for concurrent requests: one session and one query per batch."""
 
-    async def fetch(user_ids: list[int]) -> dict[int, UserView]:
-        async with sessions() as session:
+    async def fetch(user_ids: list[int]) -> dict[int, ViewDict]:
+        async with sessions.read() as session:
             return await UserRepository(session).views(user_ids)
 
     return Coalescer(fetch, max_batch=max_batch)

@@ -1,10 +1,12 @@
 """What clients send and receive. Validation here is the first line against bad input."""
 
-from typing import Annotated, Literal, Self, TypeVar
+import re
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -13,23 +15,61 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 # Largest value of PostgreSQL's `integer`, the type of every id column.
 MAX_ID = 2_147_483_647
 
+# Both databases refuse NUL characters in text. Every text field and text parameter says
+# so in the OpenAPI schema with this pattern, and is validated against it (422).
+NO_NUL = r"^[^\x00]*$"
+
 
 def _storable_text(value: str) -> str:
-    # Both databases reject NUL and unpaired surrogates (which JSON can encode);
-    # catching them here turns what would be a driver error into a clear 422.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    # Unpaired surrogates (which JSON can encode) cannot be stored either. Matching
+    # NO_NUL refuses them already; this keeps the rule should a pattern be dropped.
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text (no unpaired surrogates)") from None
     return value
 
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _integer_text(value: object) -> object:
+    # Parameters arrive as text, and pydantic's lax mode would read "1.0" (or "1_0",
+    # " 1") as an integer: the schema says integer, so only an integer's digits pass.
+    if isinstance(value, str) and not _INTEGER_TEXT.fullmatch(value):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
+    return value
+
+
+def _not_null(value: object) -> object:
+    # Left out, the field keeps its default; sent as null, it is refused as the
+    # non-null type would refuse it.
+    if value is None:
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    # The field's schema is its type's: no null (and no null default) in the document.
+    schema.pop("default", None)
+    (not_null,) = [member for member in schema.pop("anyOf") if member != {"type": "null"}]
+    schema.update(not_null)
+
+
+T = TypeVar("T")
+# Integer query and path parameters: in the schema, integers; as text, digits only.
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_integer_text)]
+Offset = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_integer_text)]
+Limit = Annotated[int, Field(ge=1, le=100), BeforeValidator(_integer_text)]
+# A field that may be left out (it is then None) but not sent as null.
+Omittable = Annotated[T | None, BeforeValidator(_not_null), Field(json_schema_extra=_without_null)]
 
 Email = Annotated[
     EmailStr,
@@ -40,35 +80,29 @@ Email = Annotated[
 ]
 Password = Annotated[
     str,
-    Field(min_length=8, max_length=128, description="8 to 128 characters."),
+    Field(min_length=8, max_length=128, pattern=NO_NUL, description="8 to 128 characters."),
     AfterValidator(_storable_text),
 ]
 _EMAIL: TypeAdapter[str] = TypeAdapter(Email)
-M = TypeVar("M", bound=BaseModel)
 
 # A password to check rather than to set: any length up to the maximum (nobody gets
 # to feed megabytes to the hasher).
-LoginPassword = Annotated[str, Field(max_length=128), AfterValidator(_storable_text)]
+LoginPassword = Annotated[
+    str, Field(max_length=128, pattern=NO_NUL), AfterValidator(_storable_text)
+]
 SearchText = Annotated[
     str,
-    Field(max_length=255, description="Case-insensitive substring of the title."),
+    Field(max_length=255, pattern=NO_NUL, description="Case-insensitive substring of the title."),
     AfterValidator(_storable_text),
 ]
 Title = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=NO_NUL),
     AfterValidator(_storable_text),
 ]
-Description = Annotated[str, Field(max_length=10_000), AfterValidator(_storable_text)]
-
-
-def _refuse_nulls(model: M, *fields: str) -> M:
-    # Fields that may be left out but not sent as null (SkipJsonSchema keeps the
-    # null out of the OpenAPI schema; this keeps it out of the data).
-    for field in fields:
-        if field in model.model_fields_set and getattr(model, field) is None:
-            raise ValueError(f"{field} cannot be null")
-    return model
+Description = Annotated[
+    str, Field(max_length=10_000, pattern=NO_NUL), AfterValidator(_storable_text)
+]
 
 
 def normalized_email(text: str) -> str:
@@ -94,12 +128,8 @@ class ItemCreate(BaseModel):
 class ItemUpdate(BaseModel):
     """Only the fields sent are changed; `description` may be set to null, `title` not."""
 
-    title: Title | SkipJsonSchema[None] = None
+    title: Omittable[Title] = None
     description: Description | None = None
-
-    @model_validator(mode="after")
-    def _no_null_title(self) -> Self:
-        return _refuse_nulls(self, "title")
 
 
 class ItemOut(BaseModel):
@@ -109,6 +139,7 @@ class ItemOut(BaseModel):
     description: str | None
     id: int
     owner_id: int
+    version: int = Field(description="Goes up with every change; the item's ETag.")
 
 
 class UserCreate(BaseModel):
@@ -123,15 +154,15 @@ class UserUpdate(BaseModel):
         json_schema_extra={"dependentRequired": {"password": ["current_password"]}}
     )
 
-    email: Email | SkipJsonSchema[None] = None
-    password: Password | SkipJsonSchema[None] = None
-    current_password: LoginPassword | SkipJsonSchema[None] = None
+    email: Omittable[Email] = None
+    password: Omittable[Password] = None
+    current_password: Omittable[LoginPassword] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.password is not None and self.current_password is None:
             raise ValueError("current_password is required to change the password")
-        return _refuse_nulls(self, "email", "password", "current_password")
+        return self
 
 
 class UserOut(BaseModel):
@@ -149,11 +180,11 @@ class LoginForm(BaseModel):
     grant_type: Literal["password"] | None = None
     username: Annotated[
         str,
-        Field(max_length=320, description="The account's email."),
+        Field(max_length=320, pattern=NO_NUL, description="The account's email."),
         AfterValidator(_storable_text),
     ]
     password: LoginPassword
-    scope: str = ""
+    scope: Annotated[str, Field(pattern=NO_NUL)] = ""
 
 
 class Token(BaseModel):
@@ -169,8 +200,6 @@ class Page(BaseModel):
     may be combined (skip counts from `after`).
     """
 
-    after: int | None = Field(
-        default=None, ge=0, le=MAX_ID, description="Only rows with a larger id (keyset)."
-    )
-    skip: int = Field(default=0, ge=0, le=MAX_ID, description="Rows to skip (offset).")
-    limit: int = Field(default=100, ge=1, le=100, description="Rows to return, 1 to 100.")
+    after: Offset | None = Field(default=None, description="Only rows with a larger id (keyset).")
+    skip: Offset = Field(default=0, description="Rows to skip (offset).")
+    limit: Limit = Field(default=100, description="Rows to return, 1 to 100.")

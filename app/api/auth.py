@@ -2,9 +2,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form
 
-from app.api.deps import Passwords, Tokens, Users
+from app.api.deps import ClientAddress, LoginThrottling, Passwords, Tokens, Transaction
 from app.api.responses import errors
 from app.errors import InactiveUser, IncorrectLogin
+from app.repositories import UserRepository
 from app.schemas import LoginForm, Token, normalized_email
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(503))
@@ -12,22 +13,34 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(503))
 
 @router.post(
     "/token",
-    responses=errors((400, "Inactive user"), (401, "Incorrect email or password"), body=True),
+    responses=errors((400, "Inactive user"), (401, "Incorrect email or password"), 429, body=True),
 )
 async def log_in(
-    form: Annotated[LoginForm, Form()], users: Users, passwords: Passwords, tokens: Tokens
+    form: Annotated[LoginForm, Form()],
+    tx: Transaction,
+    passwords: Passwords,
+    tokens: Tokens,
+    throttle: LoginThrottling,
+    address: ClientAddress,
 ) -> Token:
-    """OAuth2 password flow: `username` is the account's email. Returns a bearer token."""
-    async with passwords.turn() as hashing:  # the user is loaded once it is our turn
-        user = await users.get_by_email(normalized_email(form.username))
+    """OAuth2 password flow: `username` is the account's email. Returns a bearer token.
+    Repeated failures for an account or from an address get 429 for a while."""
+    email = normalized_email(form.username)
+    had_failures = await throttle.check(email, address)
+    users = UserRepository(tx)
+    async with passwords.turn(address) as hashing:  # the user is loaded in our turn
+        user = await users.get_by_email(email)
         matches, new_hash = await hashing.verify(
             form.password, user.hashed_password if user else None
         )
     if user is None or not matches:
+        await throttle.failed(email, address)
         raise IncorrectLogin
+    if had_failures:
+        await throttle.succeeded(email)
     if not user.is_active:
         raise InactiveUser
     if new_hash is not None:  # the hashing parameters changed since it was stored
         user.hashed_password = new_hash
         await users.save(user)
-    return Token(access_token=tokens.issue(user.id))
+    return Token(access_token=tokens.issue(user.id, user.token_version))

@@ -2,70 +2,129 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import ItemId, Items, OwnedItem, PageDep, TokenUserId, Users, refuse
-from app.api.responses import errors, view_response
-from app.db import one_statement
-from app.errors import ItemNotFound
-from app.models import Item
-from app.schemas import MAX_ID, ItemCreate, ItemOut, ItemUpdate, SearchText
+from app import policy
+from app.api.conditional import EntityTags, item_etag, item_response
+from app.api.deps import (
+    Bearer,
+    IdempotentWrite,
+    IfMatch,
+    IfNoneMatch,
+    ItemId,
+    Page,
+    ReadSession,
+    SingleWrite,
+)
+from app.api.responses import NOT_MODIFIED, created, errors, link, view_response
+from app.db import ReadSession as Reads
+from app.errors import Conflict, DomainError, ItemNotFound, PreconditionFailed
+from app.idempotency import IdempotentWrite as IdempotentWriteSession
+from app.repositories import ItemRepository, UserRepository
+from app.schemas import Id, ItemCreate, ItemOut, ItemUpdate, SearchText
+from app.security import Bearer as BearerToken
 
 router = APIRouter(prefix="/items", tags=["items"], responses=errors(503))
 
 ITEM_NOT_FOUND = (404, "Item not found")
+# What a change of an item can answer besides 200/204.
+CHANGE_ERRORS = (401, 403, ITEM_NOT_FOUND, 409, 412, 428)
+# Where a new item leads.
+NEW_ITEM = created(
+    "The new item",
+    {
+        f"{method.title()}Item": link("/items/{item_id}", method, "item_id")
+        for method in ("get", "patch", "delete")
+    },
+)
+
+
+async def create_item_as(
+    write: IdempotentWriteSession, bearer: BearerToken, owner_id: int, body: ItemCreate
+) -> Response:
+    """Both item-creation routes: the policy checked in the INSERT itself; when it
+    refuses, the caller is read to say why (or, if it may after all, it changed
+    meanwhile: 409)."""
+    item = await ItemRepository(write).add_as(
+        bearer, owner_id, title=body.title, description=body.description
+    )
+    if item is None:
+        caller = await UserRepository(write).principal(bearer.user_id)
+        raise policy.refusal(caller, bearer, owner_id) or Conflict()
+    return write.replayable(item_response(item))
+
+
+async def _why_unchanged(
+    reads: Reads, bearer: BearerToken, item_id: int, if_match: EntityTags | None
+) -> DomainError:
+    # A change checked in SQL matched nothing: read why, in the order a request is
+    # judged (who asks, what exists, whose it is, which version).
+    caller = await UserRepository(reads).principal(bearer.user_id)
+    failure = policy.authentication_failure(caller, bearer)
+    item = await ItemRepository(reads).view(item_id) if failure is None else None
+    if failure is not None:
+        return failure
+    if item is None:
+        return ItemNotFound()
+    refused = policy.refusal(caller, bearer, item["owner_id"])
+    if refused is not None:
+        return refused
+    if if_match is not None and not if_match.match(item_etag(item), weak=False):
+        return PreconditionFailed()
+    return Conflict()  # it changed between the write and this read
 
 
 @router.get("/", response_model=list[ItemOut])
 async def list_items(
-    items: Items,
-    page: PageDep,
-    owner_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Only this user's items.")
-    ] = None,
+    db: ReadSession,
+    page: Page,
+    owner_id: Annotated[Id | None, Query(description="Only this user's items.")] = None,
     q: Annotated[SearchText | None, Query()] = None,
 ) -> Response:
-    return view_response(await items.list_views(page, owner_id=owner_id, title_contains=q))
+    items = await ItemRepository(db).list_views(page, owner_id=owner_id, title_contains=q)
+    return view_response(items)
 
 
 @router.post(
     "/",
     response_model=ItemOut,
-    responses=errors(401, (404, "User not found (deleted meanwhile)"), 409, body=True),
+    responses=NEW_ITEM | errors(401, (404, "User not found (deleted meanwhile)"), 409, body=True),
 )
-@one_statement
-async def create_item(
-    body: ItemCreate, actor_id: TokenUserId, items: Items, users: Users
-) -> Response:
+async def create_item(body: ItemCreate, bearer: Bearer, write: IdempotentWrite) -> Response:
     """Create an item owned by the token's user."""
-    item = await items.add_as(actor_id, actor_id, title=body.title, description=body.description)
-    if item is None:
-        await refuse(users, actor_id, actor_id)
-    return view_response(item)
+    return await create_item_as(write, bearer, bearer.user_id, body)
 
 
-@router.get("/{item_id}", response_model=ItemOut, responses=errors(ITEM_NOT_FOUND))
-async def read_item(item_id: ItemId, items: Items) -> Item:
-    item = await items.get(item_id)
+@router.get("/{item_id}", response_model=ItemOut, responses=NOT_MODIFIED | errors(ITEM_NOT_FOUND))
+async def read_item(item_id: ItemId, db: ReadSession, if_none_match: IfNoneMatch) -> Response:
+    item = await ItemRepository(db).view(item_id)
     if item is None:
         raise ItemNotFound
-    return item
+    return item_response(item, if_none_match)
 
 
-@router.patch(
-    "/{item_id}", response_model=ItemOut, responses=errors(401, 403, ITEM_NOT_FOUND, 409, body=True)
-)
-async def update_item(body: ItemUpdate, item: OwnedItem, items: Items) -> Item:
-    """Change the title and/or description: the owner's token, or a superuser's."""
-    for field, value in body.model_dump(exclude_unset=True).items():
-        setattr(item, field, value)
-    await items.save(item)
-    return item
+@router.patch("/{item_id}", response_model=ItemOut, responses=errors(*CHANGE_ERRORS, body=True))
+async def update_item(
+    item_id: ItemId, body: ItemUpdate, bearer: Bearer, write: SingleWrite, if_match: IfMatch
+) -> Response:
+    """Change the title and/or description: the owner's token, or a superuser's. With
+    If-Match, only if the item is still at that ETag (412 otherwise)."""
+    versions = if_match.item_versions() if if_match else None
+    changes = body.model_dump(exclude_unset=True)
+    item = await ItemRepository(write).update_as(bearer, item_id, changes, versions)
+    if item is None:
+        raise await _why_unchanged(write, bearer, item_id, if_match)
+    return item_response(item)
 
 
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(401, 403, ITEM_NOT_FOUND),
+    responses=errors(*CHANGE_ERRORS, limited=True),
 )
-async def delete_item(item: OwnedItem, items: Items) -> None:
-    """Delete an item: the owner's token, or a superuser's."""
-    await items.delete(item)
+async def delete_item(
+    item_id: ItemId, bearer: Bearer, write: SingleWrite, if_match: IfMatch
+) -> None:
+    """Delete an item: the owner's token, or a superuser's. With If-Match, only if the
+    item is still at that ETag (412 otherwise)."""
+    versions = if_match.item_versions() if if_match else None
+    if not await ItemRepository(write).delete_as(bearer, item_id, versions):
+        raise await _why_unchanged(write, bearer, item_id, if_match)

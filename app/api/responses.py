@@ -13,16 +13,22 @@ DESCRIPTIONS = {
     403: "The token's user may not change this resource",
     404: "Not found",
     409: "Conflicted with data written concurrently; nothing was saved",
+    412: "If-Match names an ETag the resource no longer has; nothing was saved",
     413: "Request body larger than MAX_BODY_SIZE",
-    503: "Database unavailable; retry (Retry-After)",
+    428: "If-Match is required (REQUIRE_IF_MATCH) and was not sent",
+    429: "Too many requests; retry after Retry-After seconds",
+    503: "Database unavailable or busy, or shutting down; retry (Retry-After)",
 }
 
 
-def errors(*codes: int | tuple[int, str], body: bool = False) -> dict[int | str, dict[str, Any]]:
+def errors(
+    *codes: int | tuple[int, str], body: bool = False, limited: bool = False
+) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route, e.g. errors(401, 403, (404, "Item not found")).
 
     body=True adds what any route reading a body can answer: 400 for a body that
-    cannot be decoded, 413 (plain text, from the body-size limit) for one too large.
+    cannot be decoded, and 413. limited=True adds 413 alone (plain text, from the
+    body-size limit, which any method but GET and HEAD can meet).
     """
     out: dict[int | str, dict[str, Any]] = {}
     for entry in codes:
@@ -33,11 +39,33 @@ def errors(*codes: int | tuple[int, str], body: bool = False) -> dict[int | str,
         out.setdefault(400, {"model": ErrorMessage, "description": unreadable})
         if out[400]["description"] != unreadable:
             out[400]["description"] += f"; or: {unreadable.lower()}"
+    if body or limited:
         out[413] = {
             "description": DESCRIPTIONS[413],
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
     return out
+
+
+def created(description: str, links: dict[str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry of a route's 200 that creates something: what the response's
+    id leads to, as OpenAPI links (clients, and the fuzz run's chains, follow them)."""
+    return {200: {"description": description, "links": links}}
+
+
+def link(path: str, method: str, parameter: str) -> dict[str, Any]:
+    """An OpenAPI link to the operation `method path`, its `parameter` the new id."""
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {
+        "operationRef": f"#/paths/{pointer}/{method}",
+        "parameters": {parameter: "$response.body#/id"},
+    }
+
+
+# For reads that answer If-None-Match.
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: If-None-Match holds the current ETag"}
+}
 
 
 def view_response(view: object) -> Response:

@@ -1,105 +1,153 @@
 from fastapi import APIRouter, Response, status
 
+from app import policy
+from app.api.conditional import EntityTags, user_etag, user_response
 from app.api.deps import (
-    CurrentUser,
-    Items,
-    PageDep,
+    Bearer,
+    ClientAddress,
+    IdempotentWrite,
+    IfMatch,
+    IfNoneMatch,
+    Page,
     Passwords,
-    TokenUserId,
+    ReadSession,
+    Transaction,
     UserId,
-    Users,
     UserViews,
-    load_current_user,
-    refuse,
 )
-from app.api.responses import errors, view_response
-from app.db import one_statement
-from app.errors import IncorrectPassword, UserNotFound
-from app.models import User
-from app.repositories import UserView
+from app.api.items import NEW_ITEM, create_item_as
+from app.api.responses import NOT_MODIFIED, created, errors, link, view_response
+from app.db import Transaction as TransactionSession
+from app.errors import IncorrectPassword, PreconditionFailed, UserNotFound
+from app.repositories import UserRepository
 from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
+from app.security import Bearer as BearerToken
+from app.views import ViewDict
 
 router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
 
 
-def _found(user: UserView | None) -> Response:
+def _found(user: ViewDict | None) -> ViewDict:
     if user is None:
         raise UserNotFound
-    return view_response(user)
+    return user
 
 
-async def _view(users: Users, user_id: int) -> Response:
-    return _found(await users.view(user_id))
+async def _precondition(tx: TransactionSession, bearer: BearerToken, if_match: EntityTags) -> None:
+    """412 unless the account is still at the If-Match ETag; holds its row meanwhile."""
+    users = UserRepository(tx)
+    await users.lock(bearer.user_id)
+    current = await users.view(bearer.user_id)
+    if current is not None and not if_match.match(user_etag(current), weak=False):
+        raise PreconditionFailed
 
 
 @router.post(
-    "/", response_model=UserOut, responses=errors((400, "Email already registered"), body=True)
+    "/",
+    response_model=UserOut,
+    responses=created(
+        "The new account",
+        {
+            "GetUser": link("/users/{user_id}", "get", "user_id"),
+            "CreateItemForUser": link("/users/{user_id}/items/", "post", "user_id"),
+        },
+    )
+    | errors((400, "Email already registered"), 409, 429, body=True),
 )
-@one_statement
-async def create_user(body: UserCreate, users: Users, passwords: Passwords) -> User:
+async def create_user(
+    body: UserCreate, write: IdempotentWrite, passwords: Passwords, address: ClientAddress
+) -> Response:
     """Sign up. The password is hashed (argon2id) and never returned."""
-    hashed_password = await passwords.hash(body.password)
-    return await users.add(email=body.email, hashed_password=hashed_password)
+    hashed_password = await passwords.hash(body.password, address)
+    user = await UserRepository(write).add(email=body.email, hashed_password=hashed_password)
+    return write.replayable(user_response(user))
 
 
 @router.get("/", response_model=list[UserOut])
-async def list_users(users: Users, page: PageDep) -> Response:
-    return view_response(await users.list_views(page))
+async def list_users(db: ReadSession, page: Page) -> Response:
+    return view_response(await UserRepository(db).list_views(page))
 
 
-@router.get("/me", response_model=UserOut, responses=errors(401))
-async def read_me(me: CurrentUser, users: Users) -> Response:
-    return await _view(users, me.id)
+@router.get("/me", response_model=UserOut, responses=NOT_MODIFIED | errors(401))
+async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch) -> Response:
+    users = UserRepository(db)
+    policy.authenticated(await users.principal(bearer.user_id), bearer)
+    return user_response(_found(await users.view(bearer.user_id)), if_none_match)
 
 
 @router.patch(
     "/me",
     response_model=UserOut,
     responses=errors(
-        (400, "Email already registered, or current password incorrect"), 401, 409, body=True
+        (400, "Email already registered, or current password incorrect"),
+        401,
+        (404, "Account deleted meanwhile"),
+        409,
+        412,
+        428,
+        429,
+        body=True,
     ),
 )
 async def update_me(
-    body: UserUpdate, user_id: TokenUserId, users: Users, passwords: Passwords
+    body: UserUpdate,
+    bearer: Bearer,
+    tx: Transaction,
+    passwords: Passwords,
+    address: ClientAddress,
+    if_match: IfMatch,
 ) -> Response:
-    """Change the email and/or the password; a new password needs `current_password`."""
+    """Change the email and/or the password; a new password needs `current_password`,
+    and revokes every token issued before (log in again). With If-Match, only if the
+    account is still at that ETag (412 otherwise)."""
+    users = UserRepository(tx)
+    if if_match is not None:
+        await _precondition(tx, bearer, if_match)
     if body.password is not None and body.current_password is not None:  # sent together
-        async with passwords.turn() as hashing:  # the account is loaded once it is our turn
-            me = await load_current_user(users, user_id)
+        async with passwords.turn(address) as hashing:  # the account is loaded in our turn
+            me = policy.authenticated(await users.get(bearer.user_id), bearer)
             matches, _ = await hashing.verify(body.current_password, me.hashed_password)
             if not matches:
                 raise IncorrectPassword
             me.hashed_password = await hashing.hash(body.password)
+            me.token_version += 1
     else:
-        me = await load_current_user(users, user_id)
+        me = policy.authenticated(await users.get(bearer.user_id), bearer)
     if body.email is not None:
         me.email = body.email
     await users.save(me)
-    return await _view(users, me.id)
+    return user_response(_found(await users.view(me.id)))
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
-async def delete_me(me: CurrentUser, users: Users) -> None:
-    """Delete the account and, with it, all of its items."""
-    await users.delete(me.id)
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(401, (404, "Account deleted meanwhile"), 412, 428, limited=True),
+)
+async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
+    """Delete the account and, with it, all of its items. With If-Match, only if the
+    account is still at that ETag (412 otherwise)."""
+    users = UserRepository(tx)
+    if if_match is not None:
+        await _precondition(tx, bearer, if_match)
+    policy.authenticated(await users.principal(bearer.user_id), bearer)
+    await users.delete(bearer.user_id)
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=errors((404, "User not found")))
-async def read_user(user_id: UserId, views: UserViews) -> Response:
-    return _found(await views.get(user_id))
+@router.get(
+    "/{user_id}", response_model=UserOut, responses=NOT_MODIFIED | errors((404, "User not found"))
+)
+async def read_user(user_id: UserId, views: UserViews, if_none_match: IfNoneMatch) -> Response:
+    return user_response(_found(await views.get(user_id)), if_none_match)
 
 
 @router.post(
     "/{user_id}/items/",
     response_model=ItemOut,
-    responses=errors(401, 403, (404, "User not found"), 409, body=True),
+    responses=NEW_ITEM | errors(401, 403, (404, "User not found"), 409, body=True),
 )
-@one_statement
 async def create_item_for_user(
-    user_id: UserId, body: ItemCreate, actor_id: TokenUserId, items: Items, users: Users
+    user_id: UserId, body: ItemCreate, bearer: Bearer, write: IdempotentWrite
 ) -> Response:
     """Create an item owned by `user_id`: that user's token, or a superuser's."""
-    item = await items.add_as(actor_id, user_id, title=body.title, description=body.description)
-    if item is None:
-        await refuse(users, actor_id, user_id)
-    return view_response(item)
+    return await create_item_as(write, bearer, user_id, body)

@@ -1,0 +1,104 @@
+"""Conditional requests: strong ETags on every response that shows one item or one user,
+If-None-Match on reads (304), If-Match on changes (412; 428 when REQUIRE_IF_MATCH).
+
+An item's ETag is its version (`"3"`), which every change increments: the write
+statement itself checks If-Match. A user's representation holds its items too, so
+its ETag is a digest of the response's bytes.
+"""
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated
+
+import orjson
+from fastapi import Header, Request, Response
+
+from app.errors import PreconditionRequired
+from app.services import services
+from app.views import ViewDict
+
+
+@dataclass(frozen=True, slots=True)
+class EntityTags:
+    """The entity tags of an If-Match or If-None-Match header (`*`: any)."""
+
+    any: bool
+    tags: frozenset[str]
+
+    def match(self, etag: str, *, weak: bool) -> bool:
+        """Strong comparison (If-Match) ignores weak tags; weak (If-None-Match) strips W/."""
+        if self.any:
+            return True
+        if weak:
+            return etag in self.tags or f"W/{etag}" in self.tags
+        return etag in self.tags
+
+    def item_versions(self) -> list[int] | None:
+        """The item versions these strong tags name (None: any version)."""
+        if self.any:
+            return None
+        return [int(tag[1:-1]) for tag in self.tags if tag[1:-1].isdigit() and tag[1:-1].isascii()]
+
+
+def _entity_tags(header: str) -> EntityTags:
+    if header.strip() == "*":
+        return EntityTags(any=True, tags=frozenset())
+    # A list of quoted tags, separated by commas (which a tag cannot contain).
+    return EntityTags(any=False, tags=frozenset(t.strip() for t in header.split(",") if t.strip()))
+
+
+async def if_match(
+    request: Request,
+    if_match: Annotated[
+        str | None,
+        Header(
+            max_length=2048,
+            description="The ETag the change was based on: 412 if the resource changed since.",
+        ),
+    ] = None,
+) -> EntityTags | None:
+    if if_match is None:
+        if services(request).settings.require_if_match:
+            raise PreconditionRequired
+        return None
+    return _entity_tags(if_match)
+
+
+async def if_none_match(
+    if_none_match: Annotated[
+        str | None,
+        Header(max_length=2048, description="ETags the client holds: 304 if one is current."),
+    ] = None,
+) -> EntityTags | None:
+    return None if if_none_match is None else _entity_tags(if_none_match)
+
+
+def item_etag(item: ViewDict) -> str:
+    return f'"{item["version"]}"'
+
+
+def _digest_etag(body: bytes) -> str:
+    digest = hashlib.blake2b(body, digest_size=15).digest()
+    return f'"{base64.urlsafe_b64encode(digest).decode()}"'
+
+
+def _conditional(body: bytes, etag: str, if_none_match: EntityTags | None) -> Response:
+    if if_none_match is not None and if_none_match.match(etag, weak=True):
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type="application/json", headers={"ETag": etag})
+
+
+def item_response(item: ViewDict, if_none_match: EntityTags | None = None) -> Response:
+    """One item, with its ETag (304 when If-None-Match holds it)."""
+    return _conditional(orjson.dumps(item), item_etag(item), if_none_match)
+
+
+def user_etag(user: ViewDict) -> str:
+    return _digest_etag(orjson.dumps(user))
+
+
+def user_response(user: ViewDict, if_none_match: EntityTags | None = None) -> Response:
+    """One user with its items, with its ETag (304 when If-None-Match holds it)."""
+    body = orjson.dumps(user)
+    return _conditional(body, _digest_etag(body), if_none_match)
