@@ -1,14 +1,20 @@
 """Domain errors, and the one place where they and database failures become HTTP responses."""
 
 import logging
+import traceback
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 log = logging.getLogger("app.errors")
 
@@ -20,9 +26,11 @@ class DomainError(Exception):
     detail = "Bad request"
     headers: dict[str, str] | None = None
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
         if detail is not None:
             self.detail = detail
+        if retry_after is not None:
+            self.headers = {**(self.headers or {}), "Retry-After": str(retry_after)}
         super().__init__(self.detail)
 
 
@@ -70,6 +78,31 @@ class Conflict(DomainError):
     detail = "The request conflicts with the current state of the data; nothing was saved"
 
 
+class PreconditionFailed(DomainError):
+    status_code = 412
+    detail = "The resource has changed since the ETag in If-Match; nothing was saved"
+
+
+class PreconditionRequired(DomainError):
+    status_code = 428
+    detail = "This request needs an If-Match header with the resource's ETag"
+
+
+class IdempotencyKeyInUse(DomainError):
+    status_code = 409
+    detail = "A request with this Idempotency-Key is still being processed; retry later"
+
+
+class TooManyAttempts(DomainError):
+    status_code = 429
+    detail = "Too many failed log-ins; retry later"
+
+
+class Busy(DomainError):
+    status_code = 503
+    detail = "Too many requests are waiting for password hashing; retry later"
+
+
 class EmailAlreadyRegistered(DomainError):
     # 400, not 409: the seed API's contract for a duplicate sign-up.
     status_code = 400
@@ -95,6 +128,62 @@ def violated_constraint(error: sa_exc.IntegrityError) -> ConstraintKind:
     return _SQLITE_ERROR.get(getattr(orig, "sqlite_errorname", ""), "other")  # type: ignore[return-value]
 
 
+# SQLSTATEs after which the same request may well succeed when retried: 503.
+_RETRYABLE_SQLSTATE_CLASSES = ("08",)  # connection exception
+_RETRYABLE_SQLSTATES = {
+    "55P03",  # lock_not_available: lock_timeout
+    "57014",  # query_canceled: statement_timeout
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "57P01",  # admin_shutdown
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now: starting up, shutting down, in recovery
+    "53300",  # too_many_connections
+}
+RETRY_AFTER = "1"  # seconds, in the Retry-After of every 503
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str:
+    return str(getattr(error.orig, "sqlstate", None) or "")
+
+
+def retryable(error: sa_exc.DBAPIError) -> bool:
+    """Whether the database failed for a reason that may well be gone on a retry."""
+    sqlstate = _sqlstate(error)
+    return (
+        error.connection_invalidated
+        or sqlstate in _RETRYABLE_SQLSTATES
+        or sqlstate.startswith(_RETRYABLE_SQLSTATE_CLASSES)
+    )
+
+
+def describe(error: BaseException, *, message: bool = True) -> str:
+    """One line naming a failure for the log, without what the statement carried:
+    not its parameters, nor PostgreSQL's DETAIL (which quotes the row: emails,
+    password hashes), nor the SQL. `message=False` leaves out the driver's
+    message too, for errors that may quote a value (SQLSTATE class 22)."""
+    driver: BaseException = error
+    text = str(error)
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        # asyncpg's own exception, behind SQLAlchemy's adaptation of it, says more;
+        # its first argument is the message alone.
+        driver = error.orig.__cause__ or error.orig
+        text = driver.args[0] if driver.args and isinstance(driver.args[0], str) else ""
+    words = [type(driver).__name__]
+    sqlstate = getattr(driver, "sqlstate", None)
+    if sqlstate:
+        words.append(f"[{sqlstate}]")
+    if message and text:
+        words.append(text.strip().splitlines()[0])
+    return " ".join(words)
+
+
+def cancelled_response(scope: Scope) -> JSONResponse:
+    """What a request cancelled at shutdown answers, if it can (app.middleware)."""
+    log.warning("cancelled on %s %s: shutting down", scope["method"], scope["path"])
+    return _error(503, "Shutting down, retry later", {"Retry-After": RETRY_AFTER})
+
+
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
 
@@ -113,10 +202,46 @@ def _without_input(error: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
+    """The methods of every route of the request's path."""
+    methods: set[str] = set()
+    for route in routes:
+        route_methods: set[str] | None = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route_methods
+    return methods
+
+
+class EarlyResponse(Exception):
+    """A dependency that already knows the whole response (e.g. an idempotent replay)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def install_error_handlers(app: FastAPI, api_routes: Sequence[BaseRoute]) -> None:
+    """`api_routes`: the routes of the routers the app includes (which the app's own
+    list holds as one entry per router)."""
+
+    @app.exception_handler(EarlyResponse)
+    async def early_response(_request: Request, answer: EarlyResponse) -> Response:
+        return answer.response
+
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
         return _error(error.status_code, error.detail, error.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        response = await http_exception_handler(request, error)
+        if error.status_code == 405:
+            # Each route has one method, and Starlette's 405 names the first route's
+            # of the path: `Allow` names them all.
+            methods = allowed_methods([*api_routes, *app.router.routes], request.scope)
+            if methods:
+                response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -127,7 +252,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # Violations the repositories expect become domain errors there; one that
         # reaches this point (e.g. a deferred constraint failing at COMMIT) means the
         # write conflicted with data written concurrently. Nothing was committed.
-        log.warning("write refused on %s %s: %s", request.method, request.url.path, error)
+        log.warning("write refused on %s %s: %s", request.method, request.url.path, describe(error))
         return _error(409, Conflict.detail)
 
     @app.exception_handler(StaleDataError)
@@ -139,25 +264,44 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(sa_exc.DBAPIError)
     async def database_error(request: Request, error: sa_exc.DBAPIError) -> JSONResponse:
+        if retryable(error):
+            return await database_unavailable(request, error)
         # SQLSTATE class 22 is "data exception": a value the database would not take.
         # Validation should have refused it first; if it did not, it is still the
         # request's data, and still a 4xx.
-        if str(getattr(error.orig, "sqlstate", "")).startswith("22"):
-            log.warning("data refused on %s %s: %s", request.method, request.url.path, error)
+        if _sqlstate(error).startswith("22"):
+            log.warning(
+                "data refused on %s %s: %s",
+                request.method,
+                request.url.path,
+                describe(error, message=False),
+            )
             return _error(422, "The request holds a value the database cannot store or compare")
-        log.error("database error on %s %s", request.method, request.url.path, exc_info=error)
+        # A bug: where it happened, and what, but not the message with its DETAIL.
+        log.error(
+            "database error on %s %s: %s\n%s",
+            request.method,
+            request.url.path,
+            describe(error),
+            "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+        )
         return _error(500, "Internal Server Error")
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
-        log.error("database unavailable on %s %s", request.method, request.url.path, exc_info=error)
-        return _error(503, "Database unavailable, retry later", {"Retry-After": "1"})
+        # Expected under faults, and as many as there are requests: one line each.
+        log.warning(
+            "database unavailable on %s %s: %s", request.method, request.url.path, describe(error)
+        )
+        return _error(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER})
 
-    # Lost or refused connections, timeouts, locks held too long, an exhausted
-    # pool: the same request may well succeed when retried.
+    # Lost or refused connections, timeouts (asyncpg's and the pool's), an
+    # exhausted pool, SQLite's lock: the same request may well succeed when
+    # retried. asyncpg raises its timeouts and socket errors as they are, and
+    # TimeoutError is an OSError.
     for unavailable in (
         sa_exc.OperationalError,
         sa_exc.InterfaceError,
         sa_exc.TimeoutError,
-        ConnectionError,
+        OSError,
     ):
         app.add_exception_handler(unavailable, database_unavailable)

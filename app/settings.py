@@ -4,6 +4,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
 
 # Good enough for a laptop, refused in production (see Settings._secret_key_fits).
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"  # noqa: S105
@@ -13,20 +14,49 @@ MIN_SECRET_KEY_LENGTH = 32
 class Settings(BaseSettings):
     """Every knob the service has. Nothing else in the code reads `os.environ`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused value (a SECRET_KEY too short for production, a
+    # DATABASE_URL with its password) is named in the error, never echoed.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
 
     # Database. SQLite (aiosqlite) is the embedded default; PostgreSQL via asyncpg,
     # e.g. postgresql+asyncpg://user:password@host:5432/dbname
     database_url: str = "sqlite+aiosqlite:///./app.db"
+    # The password of DATABASE_URL's user, given on its own: taken as it is, whatever
+    # characters it holds (a password inside DATABASE_URL must be percent-encoded).
+    # It replaces a password in the URL. Engines connect to `engine_url`.
+    database_password: SecretStr | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
-    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_pool_timeout: float = Field(default=3.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
     db_pool_pre_ping: bool = False
     db_echo: bool = False
     sqlite_busy_timeout: float = Field(default=5.0, ge=0)
+    # PostgreSQL: every wait on the database is bounded, so that a database that is
+    # down, unreachable or locked costs a request seconds and a 503, never a hang.
+    # In seconds; statement and lock timeouts of 0 turn them off.
+    db_connect_timeout: float = Field(default=2.0, gt=0)  # TCP, TLS, start-up and log-in
+    db_statement_timeout: float = Field(default=4.0, ge=0)  # the server cancels the statement
+    db_lock_timeout: float = Field(default=2.0, ge=0)  # the server gives up waiting for a lock
+    # The client gives up on a round trip the server did not answer: longer than the
+    # statement timeout, so that a slow statement on a healthy server ends with the
+    # server's error and keeps its connection.
+    db_command_timeout: float = Field(default=5.0, gt=0)
+    # A pooled connection idle longer than this is pinged before use (it may have
+    # died while it sat there); under load connections never sit that long.
+    db_ping_after_idle: float = Field(default=1.0, ge=0)
+    db_ping_timeout: float = Field(default=1.0, gt=0)
+    # Seconds of silence before the OS probes a connection (client and server side);
+    # 3 unanswered probes a second apart close it. 0: the OS defaults (hours).
+    db_tcp_keepalive: int = Field(default=10, ge=0)
+    # Connecting through PgBouncer in transaction mode (see README, "PgBouncer").
+    db_pgbouncer: bool = False
+    # How the service's connections show in pg_stat_activity.
+    db_application_name: str = Field(default="sql-app", max_length=63)
     # Concurrent GET /users/{id} look-ups answered by one query (1: each on its own).
     read_batch_size: int = Field(default=64, ge=1, le=1024)
 
@@ -34,6 +64,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     access_log: bool = True
+    # On SIGTERM, requests under way get this long to finish (new connections are
+    # refused); what still runs then is cancelled and rolled back. Below the 10 s
+    # Docker waits before it kills the process.
+    graceful_shutdown_timeout: int = Field(default=8, ge=0)
+    # Logs: one JSON object a line ("json"), or lines for people ("console"); JSON
+    # by default in production.
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Seconds a readiness check (GET /health/ready) waits for the database.
+    health_timeout: float = Field(default=1.0, gt=0)
+    # GET /metrics (Prometheus) and the measurements behind it.
+    metrics_enabled: bool = True
     max_body_size: int = Field(default=64 * 1024, ge=1024)
     # FastAPI's own OpenTelemetry instrumentation (traces, metrics, logs) for when a
     # provider is configured. Off, it costs nothing; on, a check on every request.
@@ -46,14 +88,53 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(default=1, ge=1)
     password_hash_niceness: int = Field(default=10, ge=0, le=19)
 
+    # Log-in throttling: past this many failed log-ins in a window, per account (known
+    # or not) and per client address, log-ins get 429 until the window ends. The
+    # counters are in the database: every replica shares them.
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_failure_window: int = Field(default=300, ge=1)
+    # Requests waiting for a turn at the hasher, per process: past the first number
+    # they get 503 at once, past the second from one client address, 429.
+    password_hash_queue: int = Field(default=16, ge=1)
+    password_hash_queue_per_address: int = Field(default=4, ge=1)
+
+    # Conditional requests: PATCH and DELETE of an item or an account without
+    # If-Match get 428 when true.
+    require_if_match: bool = False
+    # Idempotency-Key records: how long a key is remembered (seconds).
+    idempotency_key_ttl: int = Field(default=24 * 3600, ge=60)
+
     # Access tokens (JWT).
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: int = Field(default=30, ge=1)
 
     @property
+    def engine_url(self) -> URL:
+        """DATABASE_URL with DATABASE_PASSWORD as its password, when that is set."""
+        url = make_url(self.database_url)
+        if self.database_password is not None and self.database_password.get_secret_value():
+            url = url.set(password=self.database_password.get_secret_value())
+        return url
+
+    @property
+    def logs_as_json(self) -> bool:
+        if self.log_format is None:
+            return self.environment == "production"
+        return self.log_format == "json"
+
+    @property
     def uses_development_secret_key(self) -> bool:
         return self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
+
+    @model_validator(mode="after")
+    def _command_timeout_outlasts_statements(self) -> Self:
+        # Otherwise a slow statement on a healthy server would look like an outage
+        # to the client, which then replaces every pooled connection.
+        if self.db_statement_timeout and self.db_command_timeout <= self.db_statement_timeout:
+            raise ValueError("DB_COMMAND_TIMEOUT must be longer than DB_STATEMENT_TIMEOUT")
+        return self
 
     @model_validator(mode="after")
     def _secret_key_fits(self) -> Self:

@@ -1,0 +1,117 @@
+"""SIGTERM: requests under way get the grace period, new connections are refused,
+what still runs then is cancelled and rolled back, and the process exits."""
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.databases import PROJECT_ROOT, Database
+from tests.faults import (
+    application_name,
+    backends,
+    eventually,
+    free_port,
+    postgres_only,
+    table_locked,
+)
+
+GRACE = 3  # seconds: GRACEFUL_SHUTDOWN_TIMEOUT for this test (8 by default)
+MARGIN = 2.0  # for the lifespan's shutdown and the interpreter's exit
+
+
+async def test_sigterm_lets_requests_finish_then_cancels_what_still_waits(
+    database: Database, tmp_path: Path
+) -> None:
+    postgres_only(database)
+    name = application_name()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "DATABASE_URL": database.url,
+        "ENVIRONMENT": "test",
+        "PORT": str(port),
+        "ACCESS_LOG": "false",
+        "GRACEFUL_SHUTDOWN_TIMEOUT": str(GRACE),
+        "DB_APPLICATION_NAME": name,
+        # Lock waits longer than the grace period: only the shutdown ends them.
+        "DB_LOCK_TIMEOUT": "60",
+        "DB_STATEMENT_TIMEOUT": "60",
+        "DB_COMMAND_TIMEOUT": "61",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        cwd=tmp_path,  # no .env there
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+
+            async def started() -> bool:
+                try:
+                    return (await client.get("/health")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(started, within=30, every=0.1)
+
+            # Reads of items wait for one lock, which is released during the grace
+            # period; reads of users wait for another, which outlasts it.
+            async with table_locked(database, "users"):
+                async with table_locked(database, "items"):
+                    finishing = [asyncio.create_task(client.get("/items/")) for _ in range(3)]
+                    stuck = [asyncio.create_task(client.get("/users/")) for _ in range(3)]
+
+                    async def all_waiting() -> bool:
+                        return (await backends(database, name)).get("waiting", 0) == 6
+
+                    await eventually(all_waiting, within=5)
+                    process.send_signal(signal.SIGTERM)
+                    signalled = time.monotonic()
+                    await asyncio.sleep(0.5)
+                    refused = await _refused(port)
+                finished = await asyncio.gather(*finishing)
+                exit_code = await asyncio.wait_for(process.wait(), GRACE + MARGIN + 5)
+                exited = time.monotonic() - signalled
+                cancelled = await asyncio.gather(*stuck, return_exceptions=True)
+
+                async def no_backend_left() -> bool:
+                    return not await backends(database, name)
+
+                gone = await eventually(no_backend_left, within=3)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    stderr = (await process.stderr.read()).decode() if process.stderr else ""
+    assert refused, "a new connection was accepted after SIGTERM"
+    assert [r.status_code for r in finished] == [200, 200, 200]
+    for answer in cancelled:  # rolled back, and told to retry
+        assert isinstance(answer, httpx.Response), (answer, stderr)
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "1"
+        assert answer.json() == {"detail": "Shutting down, retry later"}
+    assert stderr.count("cancelled on GET /users/: shutting down") == 3, stderr
+    # uvicorn exits by the signal it was sent, once it has shut down.
+    assert exit_code == -signal.SIGTERM, stderr
+    assert GRACE <= exited < GRACE + MARGIN, exited
+    print(f"SIGTERM: exit {exited:.2f} s after (grace {GRACE} s); backends gone {gone:.2f} s later")
+
+
+async def _refused(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
