@@ -1,21 +1,8 @@
-"""`python -m app`: serve the API on HOST:PORT from the settings."""
+"""`python -m app`: the same as `app serve` (HOST, PORT from the settings; one worker)."""
 
-import uvicorn
+import sys
 
-from app.settings import Settings
-
-
-def main() -> None:
-    settings = Settings()
-    # One process; uvicorn[standard] brings uvloop and httptools, and picks them.
-    uvicorn.run(
-        "app.main:app",
-        host=settings.host,
-        port=settings.port,
-        access_log=settings.access_log,
-        proxy_headers=True,
-    )
-
+from app.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(["serve", *sys.argv[1:]])

@@ -1,24 +1,90 @@
-"""Administrative commands.
+"""The `app` command: serve, migrate, check, and administer accounts and records.
 
-    python -m app.cli create-superuser EMAIL
+    app serve [--host H] [--port P] [--workers N]
+    app migrate [--sql]
+    app check
+    app create-superuser EMAIL
+    app deactivate-user EMAIL
+    app purge-idempotency-keys
 
-Creates the account as a superuser, or makes an existing account one (its
-password is then left as it is). The password is asked for on the terminal, or
-read from the first line of standard input when that is not a terminal.
+Every command reads the same settings as the service (environment variables and
+.env). create-superuser creates the account as a superuser, or makes an existing
+account one (its password is then left as it is); the password is asked for on
+the terminal, or read from the first line of standard input when that is not a
+terminal. deactivate-user deactivates an account and revokes its tokens: they stay
+revoked if the account is made active again.
 """
 
 import argparse
 import asyncio
 import getpass
+import logging
+import os
 import sys
+import tempfile
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
 
+import uvicorn
+from alembic import command
+from alembic.config import Config
 from pydantic import TypeAdapter, ValidationError
 
-from app.db import create_engine, create_sessionmaker
-from app.repositories import UserRepository
+from app.api.health import MIGRATIONS, Readiness
+from app.db import Sessions, create_engine, create_health_engine
+from app.observability import configure_logging, logging_config
+from app.repositories import IdempotencyKeyRepository, LoginFailureRepository, UserRepository
 from app.schemas import Email, Password
 from app.security import PasswordHasher
 from app.settings import Settings
+
+log = logging.getLogger("app.cli")
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """uvicorn with uvloop and httptools; our logging in every worker; on SIGTERM,
+    GRACEFUL_SHUTDOWN_TIMEOUT for the requests under way."""
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics there; /metrics, in any worker, sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="app-metrics-")
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=logging_config(settings),
+        access_log=False,  # the app writes one access line per request itself
+        proxy_headers=True,
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+    )
+
+
+def alembic_config(settings: Settings) -> Config:
+    """The migrations that ship with the app, run with these settings (not alembic.ini's)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["settings"] = settings
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(settings: Settings, sql: bool) -> None:
+    command.upgrade(alembic_config(settings), "head", sql=sql)
+
+
+async def check(settings: Settings) -> str:
+    """Raises SystemExit with the reason when the service could not serve."""
+    readiness = Readiness(create_health_engine(settings), settings.health_timeout)
+    try:
+        problem = await readiness.problem()
+    finally:
+        await readiness.close()
+    if problem is not None:
+        raise SystemExit(f"not ready: {problem}")
+    return "ready: settings valid, database reachable, schema at head"
 
 
 def _read_password() -> str:
@@ -33,32 +99,111 @@ def _read_password() -> str:
 async def create_superuser(settings: Settings, email: str) -> str:
     engine = create_engine(settings)
     try:
-        async with create_sessionmaker(engine).begin() as session:
-            users = UserRepository(session)
+        async with Sessions(engine).transaction() as tx:
+            users = UserRepository(tx)
             user = await users.get_by_email(email)
             if user is not None:
                 user.is_superuser = True
                 await users.save(user)
                 return f"{email} (id {user.id}) is now a superuser"
             password = TypeAdapter(Password).validate_python(_read_password())
-            hashed = await PasswordHasher(settings).hash(password)
-            user = await users.add(email=email, hashed_password=hashed, is_superuser=True)
-            return f"created superuser {email} (id {user.id})"
+            hashed = await PasswordHasher(settings).hash(password, address="command line")
+            created = await users.add(email=email, hashed_password=hashed, is_superuser=True)
+            return f"created superuser {email} (id {created['id']})"
     finally:
         await engine.dispose()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create-superuser", help="create or promote a superuser")
-    create.add_argument("email")
-    args = parser.parse_args(argv)
+async def deactivate_user(settings: Settings, email: str) -> str:
+    engine = create_engine(settings)
     try:
-        email = TypeAdapter(Email).validate_python(args.email)
-        print(asyncio.run(create_superuser(Settings(), email)))
+        async with Sessions(engine).transaction() as tx:
+            users = UserRepository(tx)
+            user = await users.get_by_email(email)
+            if user is None:
+                raise SystemExit(f"no account has the email {email}")
+            user.is_active = False
+            user.token_version += 1  # its tokens stay revoked if it is reactivated
+            await users.save(user)
+            return f"{email} (id {user.id}) is deactivated; its tokens are revoked"
+    finally:
+        await engine.dispose()
+
+
+async def purge_idempotency_keys(settings: Settings) -> str:
+    """Expired Idempotency-Key records, and log-in failure counts whose window ended."""
+    engine = create_engine(settings)
+    now = datetime.now(UTC)
+    try:
+        sessions = Sessions(engine)
+        async with sessions.single_write() as write:
+            keys = await IdempotencyKeyRepository(write).purge(now=now)
+        async with sessions.single_write() as write:
+            windows = await LoginFailureRepository(write).purge(now=now)
+        return f"purged {keys} expired idempotency keys and {windows} ended log-in windows"
+    finally:
+        await engine.dispose()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (uvicorn, uvloop, httptools)")
+    serve.add_argument("--host", help="default: HOST from the settings")
+    serve.add_argument("--port", type=int, help="default: PORT from the settings")
+    serve.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
+    migrate.add_argument("--sql", action="store_true", help="print the SQL, run nothing")
+    commands.add_parser("check", help="exit 0 when settings, database and schema are ready")
+    for name, description in (
+        ("create-superuser", "create or promote a superuser"),
+        ("deactivate-user", "deactivate an account and revoke its tokens"),
+    ):
+        commands.add_parser(name, help=description).add_argument("email")
+    commands.add_parser(
+        "purge-idempotency-keys",
+        help="delete expired Idempotency-Key records and ended log-in windows",
+    )
+    return parser
+
+
+def _run(action: Callable[[], Coroutine[Any, Any, str]]) -> None:
+    print(asyncio.run(action()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
     except ValidationError as error:
-        raise SystemExit(f"invalid input: {error.errors()[0]['msg']}") from None
+        raise SystemExit(f"invalid settings: {_first_problem(error)}") from None
+    configure_logging(settings, stream=sys.stderr)
+    try:
+        match args.command:
+            case "serve":
+                serve(
+                    settings, args.host or settings.host, args.port or settings.port, args.workers
+                )
+            case "migrate":
+                migrate(settings, args.sql)
+            case "check":
+                _run(lambda: check(settings))
+            case "create-superuser":
+                email = TypeAdapter(Email).validate_python(args.email)
+                _run(lambda: create_superuser(settings, email))
+            case "deactivate-user":
+                email = TypeAdapter(Email).validate_python(args.email)
+                _run(lambda: deactivate_user(settings, email))
+            case "purge-idempotency-keys":
+                _run(lambda: purge_idempotency_keys(settings))
+    except ValidationError as error:
+        raise SystemExit(f"invalid input: {_first_problem(error)}") from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
 
 
 if __name__ == "__main__":

@@ -1,14 +1,99 @@
-from fastapi import APIRouter
+"""Health: liveness (no I/O) and readiness (the database answers and its schema is current).
 
-from app.api.deps import SessionDep
+Readiness uses a connection of its own, outside the request pool, made for each
+check and bounded by HEALTH_TIMEOUT: it answers within about a second even when
+requests have exhausted the pool or the database stopped answering. GET /health
+is an alias of /health/ready. None of them needs a token, and they stay out of
+the access log at info level.
+"""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from app.api.responses import errors
-from app.db import ping
+from app.services import services
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("app.health")
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": errors(503)[503]["model"],
+        "description": "Not ready: the database did not answer in time, or its schema is "
+        "not at the migrations' head (the reason is in `detail`)",
+    }
+}
 
 
-@router.get("/health", responses=errors(503))
-async def health(session: SessionDep) -> dict[str, str]:
-    """200 when the service can reach its database, 503 when it cannot."""
-    await ping(session)
+def schema_head() -> str | None:
+    """The revision `alembic upgrade head` leads to (the migrations ship with the app)."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+class Readiness:
+    def __init__(self, engine: AsyncEngine, timeout: float) -> None:
+        self._engine = engine  # a NullPool engine: a fresh connection each check
+        self._timeout = timeout
+        self._head = schema_head()
+
+    async def problem(self) -> str | None:
+        """Why the service is not ready to serve, or None."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._engine.connect() as connection:
+                    result = await connection.execute(
+                        text("SELECT version_num FROM alembic_version")
+                    )
+                    current = result.scalar()
+        except TimeoutError:
+            return f"the database did not answer within {self._timeout:g} s"
+        except (SQLAlchemyError, OSError) as error:
+            if _no_schema(error):
+                return "the database has no schema yet: run the migrations (app migrate)"
+            log.warning("readiness check failed: %s", type(error).__name__)
+            return "the database is unreachable or refused the check"
+        if current != self._head:
+            return f"the schema is at revision {current}, not {self._head}: run the migrations"
+        return None
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def _no_schema(error: Exception) -> bool:
+    # PostgreSQL: undefined_table; SQLite: "no such table".
+    orig = getattr(error, "orig", None)
+    return getattr(orig, "sqlstate", None) == "42P01" or "no such table" in str(orig)
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """200 while the process runs; no I/O."""
     return {"status": "ok"}
+
+
+@router.get("/health/ready", responses=NOT_READY)
+async def ready(request: Request) -> Response:
+    """200 when a database round trip succeeds in time and the schema is current."""
+    problem = await services(request).readiness.problem()
+    if problem is None:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+    return Response(
+        orjson.dumps({"detail": problem}),
+        status_code=503,
+        media_type="application/json",
+        headers={"Retry-After": "1"},
+    )
+
+
+# The address load balancers of earlier versions knew.
+router.add_api_route("/health", ready, methods=["GET"], responses=NOT_READY)

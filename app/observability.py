@@ -1,0 +1,283 @@
+"""What operators see: a request id on every response and log line, one access line per
+request, JSON logs, and Prometheus metrics.
+
+All of it is one pure ASGI middleware (Starlette's base-class middleware breaks
+cancellation and costs more), outermost, so that even a 413 or an unhandled error
+carries its request id.
+"""
+
+import asyncio
+import logging
+import logging.config
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy.pool import QueuePool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.services import Services, services
+from app.settings import Settings
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Kept out of the access log at info level: load balancers and scrapers call them
+# every few seconds.
+QUIET_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+access_log = logging.getLogger("app.access")
+log = logging.getLogger("app")
+
+
+def logging_config(settings: Settings, stream: str = "ext://sys.stderr") -> dict[str, Any]:
+    """Every log line through one formatter: the app's, uvicorn's and SQLAlchemy's.
+
+    JSON (one object a line) or console lines, each with the request id of the
+    request that logged it. A dictConfig: uvicorn applies it in each worker.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "app": {"()": log_formatter, "as_json": settings.logs_as_json},
+        },
+        "handlers": {
+            "out": {"class": "logging.StreamHandler", "formatter": "app", "stream": stream},
+        },
+        "root": {"handlers": ["out"], "level": settings.log_level},
+        "loggers": {
+            # Their lines go to the root's handler, and nowhere else.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            # uvicorn's access lines are replaced by the app's (route, request id, user).
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            "sqlalchemy": {"handlers": [], "propagate": True},
+        },
+    }
+
+
+def configure_logging(settings: Settings, stream: Any = None) -> None:
+    config = logging_config(settings)
+    logging.config.dictConfig(config)
+    if stream is not None:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(stream)
+
+
+def _tidy(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    # uvicorn passes a colored copy of some messages; the message itself is enough.
+    event.pop("color_message", None)
+    event["pid"] = os.getpid()  # which worker, when there are several
+    return event
+
+
+def log_formatter(as_json: bool) -> logging.Formatter:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _tidy,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+
+
+class Metrics:
+    """The service's Prometheus metrics. With several worker processes, set
+    PROMETHEUS_MULTIPROC_DIR (`app serve --workers N` does): every worker writes its
+    values there and /metrics sums them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer, by route template",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+
+        def gauge(name: str, documentation: str) -> Gauge:
+            # With several workers, the sum over the live ones.
+            return Gauge(name, documentation, registry=r, multiprocess_mode="livesum")
+
+        self.in_flight = gauge("http_requests_in_flight", "Requests being answered")
+        self.pool_size = gauge("db_pool_size", "Connections the pool keeps open")
+        self.pool_checked_out = gauge("db_pool_checked_out", "Connections in use")
+        self.pool_overflow = gauge("db_pool_overflow", "Connections beyond the pool size")
+        self.hash_queue = gauge("password_hash_queue_length", "Requests hashing or waiting to")
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def exposition(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+class Observe:
+    """Request id, access line and metrics for every HTTP request."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool, metrics: Metrics | None) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        header = (b"x-request-id", request_id.encode())
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        if self.metrics:
+            self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # A bug: one line with its traceback, and a 500 that still has its id.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not started:
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": INTERNAL_ERROR})
+        finally:
+            seconds = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", "unmatched")
+            if self.metrics:
+                self.metrics.in_flight.dec()
+                self.metrics.record(scope["method"], route, status, seconds)
+            if self.access_log:
+                user_id = scope.get("state", {}).get("user_id")
+                access_log.log(
+                    logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO,
+                    "%s %s %s",
+                    scope["method"],
+                    route,
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                        "user_id": user_id,
+                    },
+                )
+            structlog.contextvars.reset_contextvars(**bound)
+
+
+INTERNAL_ERROR = b'{"detail":"Internal Server Error"}'
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """GET /metrics: Prometheus' text format (404 when METRICS_ENABLED is false)."""
+    found = services(request)
+    if found.metrics is None:
+        return Response(status_code=404)
+    sample(found)
+    return Response(found.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def sample(found: Services) -> None:
+    """Set the gauges that describe this process now: its pool, its hashing queue."""
+    if found.metrics is None:
+        return
+    pool = found.engine.pool
+    if isinstance(pool, QueuePool):
+        found.metrics.pool_size.set(pool.size())
+        found.metrics.pool_checked_out.set(pool.checkedout())
+        found.metrics.pool_overflow.set(max(pool.overflow(), 0))
+    found.metrics.hash_queue.set(found.passwords.queue_length)
+
+
+@asynccontextmanager
+async def sampling(found: Services) -> AsyncIterator[None]:
+    """Keeps the gauges current every second, so that with several workers /metrics
+    sums fresh values of each."""
+    if found.metrics is None:
+        yield
+        return
+
+    async def every_second() -> None:
+        while True:
+            sample(found)
+            await asyncio.sleep(1)
+
+    task = asyncio.create_task(every_second())
+    try:
+        yield
+    finally:
+        task.cancel()
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -1,0 +1,201 @@
+"""What operators see: request ids, access lines, JSON logs with no secrets, metrics."""
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx import AsyncClient
+
+from app.main import create_app
+from tests.databases import Database, make_settings, migrate, serve
+from tests.helpers import PASSWORD, new_account, unique_email
+from tests.servers import production_env, serving
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def _json_lines(output: str) -> list[dict[str, Any]]:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return [json.loads(line) for line in lines]  # every line is one JSON object
+
+
+async def test_every_response_carries_a_request_id(client: AsyncClient) -> None:
+    owner = await new_account(client)
+    responses = [
+        await client.get("/users/1"),
+        await client.get("/users/987654"),  # 404
+        await client.get("/items/?limit=1000"),  # 422
+        await client.post("/items/", json={"title": "x" * 70_000}, headers=owner.headers),  # 413
+        await client.get("/users/me"),  # 401
+        await client.get("/nowhere"),  # 404 from the router
+        await client.get("/health/live"),
+    ]
+    assert [r.status_code for r in responses] == [200, 404, 422, 413, 401, 404, 200]
+    ids = [r.headers["x-request-id"] for r in responses]
+    assert all(REQUEST_ID.fullmatch(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    mine = await client.get("/users/1", headers={"X-Request-ID": "trace-42.a_b"})
+    assert mine.headers["x-request-id"] == "trace-42.a_b"
+    for bad in ("", "x" * 129, "has space", "semi;colon"):
+        replaced = await client.get("/users/1", headers={"X-Request-ID": bad})
+        assert replaced.headers["x-request-id"] != bad
+        assert REQUEST_ID.fullmatch(replaced.headers["x-request-id"])
+
+
+async def test_an_unhandled_error_is_a_500_with_its_request_id(database: Database) -> None:
+    app = create_app(make_settings(database.url))
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    async with serve(app, raise_app_exceptions=False) as client:
+        response = await client.get("/broken", headers={"X-Request-ID": "bug-1"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
+    assert response.headers["x-request-id"] == "bug-1"
+
+
+def test_json_logs_access_lines_and_no_secrets(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    migrate(database_url)
+    env = production_env(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO")
+    email, new_password = unique_email(), "another long passphrase"
+    with serving(env, tmp_path) as server, httpx.Client(base_url=server.url) as client:
+        signed_up = client.post("/users/", json={"email": email, "password": PASSWORD})
+        user_id = signed_up.json()["id"]
+        token = client.post("/auth/token", data={"username": email, "password": PASSWORD}).json()[
+            "access_token"
+        ]
+        auth = {"Authorization": f"Bearer {token}", "X-Request-ID": "change-password"}
+        changed = client.patch(
+            "/users/me",
+            json={"password": new_password, "current_password": PASSWORD},
+            headers=auth,
+        )
+        assert changed.status_code == 200
+        refused = client.post("/users/", json={"email": "not an email", "password": PASSWORD})
+        assert refused.status_code == 422
+        wrong = client.post("/auth/token", data={"username": email, "password": "wrong " * 3})
+        assert wrong.status_code == 401
+        client.get("/health/ready")
+        client.get("/health/live")
+        server.stop()
+    output = server.output()
+    lines = _json_lines(output)
+    access = [line for line in lines if line["logger"] == "app.access"]
+    routes = [(line["method"], line["route"], line["status"]) for line in access]
+    assert routes == [
+        ("POST", "/users/", 200),
+        ("POST", "/auth/token", 200),
+        ("PATCH", "/users/me", 200),
+        ("POST", "/users/", 422),
+        ("POST", "/auth/token", 401),
+    ]  # health checks stay out at info level
+    for line in access:
+        assert REQUEST_ID.fullmatch(line["request_id"])
+        assert isinstance(line["duration_ms"], float)
+        assert line["timestamp"]
+    assert access[2]["user_id"] == user_id
+    assert access[2]["request_id"] == "change-password"
+    assert access[0]["user_id"] is None
+    assert any(line["logger"].startswith("uvicorn") for line in lines)  # same format
+    # Nothing secret in any line: passwords, tokens, the Authorization header, hashes.
+    for secret in (PASSWORD, new_password, token, "Bearer", "$argon2", "wrong wrong"):
+        assert secret not in output, secret
+
+
+async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> None:
+    owner = await new_account(client)
+    for user_id in (owner.id, owner.id, 987654):
+        await client.get(f"/users/{user_id}")
+    await client.get("/nowhere/at/all")
+    text = (await client.get("/metrics")).text
+    samples = _samples(text)
+    assert samples['http_requests_total{method="GET",route="/users/{user_id}",status="200"}'] == 2
+    assert samples['http_requests_total{method="GET",route="/users/{user_id}",status="404"}'] == 1
+    assert samples['http_requests_total{method="GET",route="unmatched",status="404"}'] == 1
+    assert (
+        samples['http_request_duration_seconds_count{method="GET",route="/users/{user_id}"}'] == 3
+    )
+    for gauge in (
+        "http_requests_in_flight",
+        "db_pool_size",
+        "db_pool_checked_out",
+        "db_pool_overflow",
+        "password_hash_queue_length",
+    ):
+        assert gauge in samples, gauge
+    assert samples["db_pool_checked_out"] == 0
+    assert samples["http_requests_in_flight"] == 1  # the scrape itself
+
+
+async def test_the_pool_and_hashing_queue_show_while_busy(database: Database) -> None:
+    settings = make_settings(database.url, real_hashing=True, password_hash_concurrency=1)
+    async with serve(create_app(settings)) as client:
+        sign_ups = [
+            asyncio.create_task(
+                client.post("/users/", json={"email": unique_email(), "password": PASSWORD})
+            )
+            for _ in range(4)
+        ]
+        await asyncio.sleep(0.1)
+        busy = _samples((await client.get("/metrics")).text)
+        await asyncio.gather(*sign_ups)
+        idle = _samples((await client.get("/metrics")).text)
+    assert busy["password_hash_queue_length"] >= 2
+    assert idle["password_hash_queue_length"] == 0
+
+
+async def test_metrics_can_be_switched_off(database: Database) -> None:
+    async with serve(create_app(make_settings(database.url, metrics_enabled=False))) as client:
+        assert (await client.get("/metrics")).status_code == 404
+        assert (await client.get("/users/1")).status_code == 404
+
+
+def _samples(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_two_workers_both_answer_and_metrics_add_up(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    migrate(database_url)
+    env = production_env(database_url, LOG_FORMAT="json")
+    with serving(env, tmp_path, "--workers", "2") as server:
+        # Waves of new connections at once, until both workers have accepted some
+        # (the kernel hands each to whichever worker asks first).
+        sent = 0
+        while len(_workers_answering(server.output())) < 2 and sent < 2000:
+            statuses = asyncio.run(_concurrent_gets(server.url, "/users/1", 100))
+            assert statuses == [404] * 100
+            sent += 100
+        with httpx.Client(base_url=server.url) as client:
+            totals = [
+                _samples(client.get("/metrics", headers={"Connection": "close"}).text)
+                for _ in range(6)
+            ]
+        server.stop()
+    assert len(_workers_answering(server.output())) == 2  # both answered
+    key = 'http_requests_total{method="GET",route="/users/{user_id}",status="404"}'
+    # Whichever worker answers the scrape, it counts both workers' requests.
+    assert {total[key] for total in totals} == {sent}
+
+
+def _workers_answering(output: str) -> set[int]:
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if line.get("route") == "/users/{user_id}"}
+
+
+async def _concurrent_gets(url: str, path: str, count: int) -> list[int]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        responses = await asyncio.gather(*(client.get(path) for _ in range(count)))
+    return [response.status_code for response in responses]
