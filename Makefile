@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run migrate test lint format typecheck bench clean
+.PHONY: install run migrate test lint format typecheck fuzz bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Apply the migrations to DATABASE_URL (default: ./app.db), then serve on HOST:PORT.
+# Apply the migrations to DATABASE_URL (default: ./app.db), then serve on HOST:PORT:
+# the `app` command, as the image and docker compose run it.
 run: migrate
-	$(BIN)/python -m app
+	$(BIN)/app serve
 
 migrate: install
-	$(BIN)/alembic upgrade head
+	$(BIN)/app migrate
 
 # Lint, types, then the suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set.
 test: lint typecheck
@@ -41,6 +42,11 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+# schemathesis against `python -m app` on a fresh PostgreSQL database (FUZZ_DATABASE_URL or
+# TEST_DATABASE_URL names the server; default postgres@127.0.0.1:5432): see tests/fuzz/run.py.
+fuzz: install
+	$(BIN)/python -m tests.fuzz.run
+
 # Load figures on the local PostgreSQL (PG, default postgresql://postgres@127.0.0.1:5432):
 # GET/POST throughput beside the seed app and the bare-asyncpg ceiling, sign-ups
 # under load, keyset vs offset pages, memory. Needs wrk (installed from apt if missing).
@@ -51,4 +57,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage fuzz-report
