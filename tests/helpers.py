@@ -6,7 +6,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
-from tests.conftest import Database
+from tests.databases import Database
 
 PASSWORD = "correct horse battery"
 

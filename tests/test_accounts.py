@@ -1,12 +1,11 @@
 """The token's own account: read it, change it, delete it; and who may add items where."""
 
 import asyncio
-import os
 import sys
 
 from httpx import AsyncClient
 
-from tests.conftest import PROJECT_ROOT, Database
+from tests.databases import PROJECT_ROOT, Database
 from tests.helpers import (
     PASSWORD,
     create_item,
@@ -148,7 +147,7 @@ async def create_superuser(database: Database, email: str, stdin: bytes = b"") -
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "app.cli", "create-superuser", email),
         cwd=PROJECT_ROOT,
-        env={**os.environ, "DATABASE_URL": database.url},
+        env=database.environment(),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

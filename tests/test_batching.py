@@ -9,15 +9,14 @@ from sqlalchemy import event
 
 from app.batching import Coalescer
 from app.main import create_app
-from tests.conftest import Database, make_settings, serve
+from tests.databases import Database, engine_of, make_settings, serve, unreachable
 from tests.helpers import create_item, new_account
-from tests.test_unit_of_work import unreachable
 
 
 def count_queries(app: FastAPI) -> list[str]:
     statements: list[str] = []
     event.listen(
-        app.state.engine.sync_engine,
+        engine_of(app).sync_engine,
         "before_cursor_execute",
         lambda _conn, _cursor, statement, *_: statements.append(statement),
     )

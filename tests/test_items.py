@@ -2,7 +2,7 @@
 
 from httpx import AsyncClient
 
-from tests.conftest import Database
+from tests.databases import Database
 from tests.helpers import Account, create_item, new_account, new_superuser
 
 
@@ -15,7 +15,13 @@ async def test_create_item_for_user(client: AsyncClient) -> None:
     )
     assert response.status_code == 200
     item = response.json()
-    assert item == {"title": "Lamp", "description": "brass", "id": item["id"], "owner_id": owner.id}
+    assert item == {
+        "title": "Lamp",
+        "description": "brass",
+        "id": item["id"],
+        "owner_id": owner.id,
+        "version": 1,
+    }
     assert (await client.get("/items/")).json() == [item]
 
 
@@ -24,7 +30,13 @@ async def test_create_item_for_oneself(client: AsyncClient) -> None:
     response = await client.post("/items/", json={"title": "Kettle"}, headers=owner.headers)
     assert response.status_code == 200
     item = response.json()
-    assert item == {"title": "Kettle", "description": None, "id": item["id"], "owner_id": owner.id}
+    assert item == {
+        "title": "Kettle",
+        "description": None,
+        "id": item["id"],
+        "owner_id": owner.id,
+        "version": 1,
+    }
     assert (await client.get(f"/users/{owner.id}")).json()["items"] == [item]
 
 
@@ -125,14 +137,16 @@ async def test_owner_changes_an_item(client: AsyncClient) -> None:
 
     response = await client.patch(url, json={"title": "Armchair"}, headers=owner.headers)
     assert response.status_code == 200
-    assert response.json() == {**item, "title": "Armchair"}
+    assert response.json() == {**item, "title": "Armchair", "version": 2}
 
     response = await client.patch(url, json={"description": None}, headers=owner.headers)
-    assert response.json() == {**item, "title": "Armchair", "description": None}
+    changed = {**item, "title": "Armchair", "description": None, "version": 3}
+    assert response.json() == changed
 
+    # An empty change changes nothing, the version included.
     response = await client.patch(url, json={}, headers=owner.headers)
-    assert response.json() == {**item, "title": "Armchair", "description": None}
-    assert (await client.get(url)).json() == {**item, "title": "Armchair", "description": None}
+    assert response.json() == changed
+    assert (await client.get(url)).json() == changed
 
 
 async def test_invalid_changes_are_refused_and_change_nothing(client: AsyncClient) -> None:
@@ -183,7 +197,7 @@ async def test_only_the_owner_or_a_superuser_may_change_an_item(
 
     response = await client.patch(url, json={"title": "by admin"}, headers=admin.headers)
     assert response.status_code == 200
-    assert response.json() == {**item, "title": "by admin"}  # still the owner's
+    assert response.json() == {**item, "title": "by admin", "version": 2}  # still the owner's
 
 
 async def write(client: AsyncClient, route: str, item_id: int, who: Account | None) -> int:

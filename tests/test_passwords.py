@@ -3,7 +3,7 @@
 import asyncio
 
 from app.main import create_app
-from tests.conftest import Database, make_settings, serve
+from tests.databases import Database, make_settings, serve
 from tests.helpers import PASSWORD, sign_up, unique_email
 
 

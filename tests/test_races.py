@@ -5,7 +5,7 @@ import asyncio
 from httpx import AsyncClient
 
 from app.main import create_app
-from tests.conftest import Database, make_settings, serve
+from tests.databases import Database, make_settings, serve
 from tests.helpers import PASSWORD, create_item, log_in, new_account
 
 

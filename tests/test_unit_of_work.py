@@ -5,13 +5,13 @@ from typing import Any
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import make_url
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.api.deps import Users
+from app.api.deps import Transaction
 from app.main import create_app
+from app.repositories import UserRepository
 from app.settings import Settings
-from tests.conftest import Database, make_settings, serve
+from tests.databases import Database, checked_out, engine_of, make_settings, serve, unreachable
 from tests.helpers import create_item, new_account, new_superuser
 
 # Database-level guards that let a write of the title 'fail-at-commit' succeed and
@@ -48,7 +48,7 @@ async def test_a_failing_commit_is_an_error_response_and_saves_nothing(
 ) -> None:
     owner = await new_account(client)
     item = await create_item(client, owner, "before")
-    await database.execute(*COMMIT_GUARD[database.backend])
+    await database.execute(*COMMIT_GUARD[database.dialect])
 
     response = await client.patch(
         f"/items/{item['id']}", json={"title": "fail-at-commit"}, headers=owner.headers
@@ -72,7 +72,7 @@ async def test_a_failing_one_statement_write_is_an_error_response_and_saves_noth
     # Creating an item is one statement, its own transaction: the deferred check
     # fails the statement itself, and the client hears of it the same way.
     owner = await new_account(client)
-    await database.execute(*COMMIT_GUARD[database.backend])
+    await database.execute(*COMMIT_GUARD[database.dialect])
     for url in (f"/users/{owner.id}/items/", "/items/"):
         response = await client.post(url, json={"title": "fail-at-commit"}, headers=owner.headers)
         assert not response.is_success, url
@@ -86,8 +86,8 @@ async def test_an_exception_after_a_write_rolls_the_write_back(
     app = create_app(settings)
 
     @app.post("/write-then-fail")
-    async def write_then_fail(users: Users) -> None:
-        await users.add(email="ghost@example.com", hashed_password="x")
+    async def write_then_fail(tx: Transaction) -> None:
+        await UserRepository(tx).add(email="ghost@example.com", hashed_password="x")
         raise RuntimeError("failure after the write")
 
     async with serve(app, raise_app_exceptions=False) as client:
@@ -102,7 +102,7 @@ async def test_no_connection_stays_checked_out_after_any_kind_of_request(
 ) -> None:
     owner = await new_account(client)
     admin = await new_superuser(client, database)
-    await database.execute(*COMMIT_GUARD[database.backend])
+    await database.execute(*COMMIT_GUARD[database.dialect])
     mine = f"/users/{owner.id}/items/"
     item = await create_item(client, owner, "before")
     requests: list[tuple[str, str, Any, dict[str, str], int]] = [
@@ -122,21 +122,16 @@ async def test_no_connection_stays_checked_out_after_any_kind_of_request(
     for method, url, body, headers, expected in requests:
         response = await client.request(method, url, json=body, headers=headers)
         assert response.status_code == expected, (method, url, response.text)
-        assert app.state.engine.pool.checkedout() == 0, (method, url)
-
-
-def unreachable(database: Database) -> str:
-    url = make_url(database.url)
-    if database.backend == "sqlite":
-        return url.set(database="/nonexistent-directory/app.db").render_as_string()
-    return url.set(port=1).render_as_string(hide_password=False)
+        assert checked_out(app) == 0, (method, url)
 
 
 async def test_an_unreachable_database_is_503_not_500(database: Database) -> None:
     app = create_app(make_settings(unreachable(database)))
     async with serve(app) as client:
+        health = await client.get("/health")  # readiness: it says why (tests/test_health.py)
+        assert health.status_code == 503
+        assert health.headers["retry-after"] == "1"
         for response in (
-            await client.get("/health"),
             await client.get("/users/1"),
             await client.post(
                 "/users/", json={"email": "a@example.com", "password": "long enough"}
@@ -151,7 +146,7 @@ async def test_an_exhausted_pool_answers_503_instead_of_hanging(database: Databa
     settings = make_settings(database.url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
     app = create_app(settings)
     async with serve(app) as client:
-        async with app.state.engine.connect() as held:  # the pool's only connection
+        async with engine_of(app).connect() as held:  # the pool's only connection
             await held.exec_driver_sql("SELECT 1")
             response = await client.get("/users/1")
             assert response.status_code == 503
@@ -187,3 +182,36 @@ async def test_unexpected_database_errors_still_map_to_clear_statuses(
     assert answers["other"].status_code == 500
     assert answers["stale"].status_code == 409
     assert all("detail" in answer.json() for answer in answers.values())
+
+
+async def test_database_failures_worth_a_retry_are_503_with_retry_after(
+    settings: Settings,
+) -> None:
+    # Lock and statement timeouts, serialization failures and deadlocks, lost or
+    # refused connections, a server shutting down or starting up, client-side
+    # timeouts, an exhausted pool: the same request may well succeed later.
+    app = create_app(settings)
+    sqlstates = ["55P03", "57014", "40001", "40P01", "08000", "08003", "08006"]
+    sqlstates += ["57P01", "57P02", "57P03", "53300"]
+    raised: dict[str, Exception] = {
+        code: sa_exc.DBAPIError("SELECT", {}, _DriverError(code)) for code in sqlstates
+    }
+    raised["invalidated"] = sa_exc.DBAPIError(
+        "SELECT", {}, Exception("connection lost"), connection_invalidated=True
+    )
+    raised["command timeout"] = TimeoutError()
+    raised["refused"] = ConnectionRefusedError(111, "Connection refused")
+    raised["pool timeout"] = sa_exc.TimeoutError("QueuePool limit reached")
+    raised["integrity"] = sa_exc.IntegrityError("INSERT", {}, _DriverError("23514"))
+
+    @app.get("/raise/{kind}")
+    async def raise_(kind: str) -> None:
+        raise raised[kind]
+
+    async with serve(app, raise_app_exceptions=False) as client:
+        answers = {kind: await client.get(f"/raise/{kind}") for kind in raised}
+    assert answers.pop("integrity").status_code == 409
+    for kind, answer in answers.items():
+        assert answer.status_code == 503, kind
+        assert answer.headers["retry-after"] == "1", kind
+        assert answer.json() == {"detail": "Database unavailable, retry later"}, kind

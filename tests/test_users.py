@@ -4,7 +4,7 @@ import asyncio
 
 from httpx import AsyncClient
 
-from tests.conftest import Database
+from tests.databases import Database
 from tests.helpers import PASSWORD, create_item, new_account, sign_up, unique_email
 
 
