@@ -20,6 +20,7 @@ import asyncio
 import getpass
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine
@@ -45,9 +46,19 @@ log = logging.getLogger("app.cli")
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     """uvicorn with uvloop and httptools; our logging in every worker; on SIGTERM,
     GRACEFUL_SHUTDOWN_TIMEOUT for the requests under way."""
+    metrics_dir = None
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker writes its metrics there; /metrics, in any worker, sums them.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="app-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="app-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run_uvicorn(settings, host, port, workers)
+    finally:
+        if metrics_dir is not None:  # ours: nothing reads it once the workers are gone
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "app.main:app",
         host=host,

@@ -168,8 +168,11 @@ def _samples(text: str) -> dict[str, float]:
 def test_two_workers_both_answer_and_metrics_add_up(tmp_path: Path) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     migrate(database_url)
-    env = production_env(database_url, LOG_FORMAT="json")
+    scratch = tmp_path / "tmp"  # where the workers' metrics files go, while they run
+    scratch.mkdir()
+    env = production_env(database_url, LOG_FORMAT="json", TMPDIR=str(scratch))
     with serving(env, tmp_path, "--workers", "2") as server:
+        assert [path.name[:12] for path in scratch.iterdir()] == ["app-metrics-"]
         # Waves of new connections at once, until both workers have accepted some
         # (the kernel hands each to whichever worker asks first).
         sent = 0
@@ -187,6 +190,7 @@ def test_two_workers_both_answer_and_metrics_add_up(tmp_path: Path) -> None:
     key = 'http_requests_total{method="GET",route="/users/{user_id}",status="404"}'
     # Whichever worker answers the scrape, it counts both workers' requests.
     assert {total[key] for total in totals} == {sent}
+    assert list(scratch.iterdir()) == []  # and nothing of them is left behind
 
 
 def _workers_answering(output: str) -> set[int]:
