@@ -20,7 +20,9 @@ from sqlalchemy import (
     BindParameter,
     CursorResult,
     Delete,
+    Integer,
     Select,
+    String,
     Update,
     and_,
     bindparam,
@@ -55,10 +57,23 @@ S = TypeVar("S", Transaction, SingleWrite, ReadSession)
 Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
-def _paged(statement: Q, page: Page, id_column: Any) -> Q:
+def _paged(statement: Q, id_column: Any, *, after: bool) -> Q:
+    """`statement` ordered by `id_column`, a page of it: bind parameters `skip` and
+    `limit`, and `after` when `after` is set (keyset)."""
+    if after:
+        statement = statement.where(id_column > bindparam("after", type_=Integer))
+    return (
+        statement.order_by(id_column)
+        .offset(bindparam("skip", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+def _page_params(page: Page) -> dict[str, Any]:
+    params: dict[str, Any] = {"skip": page.skip, "limit": page.limit}
     if page.after is not None:
-        statement = statement.where(id_column > page.after)
-    return statement.order_by(id_column).offset(page.skip).limit(page.limit)
+        params["after"] = page.after
+    return params
 
 
 @contextmanager
@@ -126,6 +141,40 @@ def _update_item_as(fields: frozenset[str], if_match: bool) -> Update:
     return statement.where(_AT_VERSIONS) if if_match else statement
 
 
+# Pages: one statement per combination of filters (a handful), built once; the
+# values are bind parameters. Building them per request cost 0.1-0.3 ms.
+@cache
+def _user_page(*, after: bool) -> Select[*tuple[Any, ...]]:
+    page_of_users = _paged(select(User.id), User.id, after=after).subquery()
+    return (
+        select(*USER_VIEW.joined_columns())
+        .join(page_of_users, page_of_users.c.id == User.id)
+        .outerjoin(Item, Item.owner_id == User.id)
+        .order_by(User.id, Item.id)
+    )
+
+
+@cache
+def _item_page(*, owner: bool, title: bool, after: bool) -> Select[*tuple[Any, ...]]:
+    statement = select(*ITEM_VIEW.columns)
+    if owner:
+        statement = statement.where(Item.owner_id == bindparam("owner_id"))
+    if title:
+        pattern = bindparam("title_contains", type_=String)
+        statement = statement.where(Item.title.icontains(pattern, escape=_LIKE_ESCAPE))
+    return _paged(statement, Item.id, after=after)
+
+
+_LIKE_ESCAPE = "/"
+
+
+def _escape_like(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '/'."""
+    for special in (_LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, _LIKE_ESCAPE + special)
+    return text
+
+
 def _bearer_params(bearer: Bearer) -> dict[str, int]:
     return {"caller_id": bearer.user_id, "token_version": bearer.token_version}
 
@@ -152,14 +201,9 @@ class UserRepository(Generic[S]):
 
     async def list_views(self, page: Page) -> list[ViewDict]:
         """A page of users, each with its items; one query."""
-        page_of_users = _paged(select(User.id), page, User.id).subquery()
-        statement = (
-            select(*USER_VIEW.joined_columns())
-            .join(page_of_users, page_of_users.c.id == User.id)
-            .outerjoin(Item, Item.owner_id == User.id)
-            .order_by(User.id, Item.id)
-        )
-        return USER_VIEW.of_joined_rows((await self.session.execute(statement)).all())
+        statement = _user_page(after=page.after is not None)
+        rows = (await self.session.execute(statement, _page_params(page))).all()
+        return USER_VIEW.of_joined_rows(rows)
 
     async def add(
         self: "UserRepository[SingleWrite] | UserRepository[Transaction]",
@@ -210,13 +254,16 @@ class ItemRepository(Generic[S]):
     async def list_views(
         self, page: Page, *, owner_id: int | None = None, title_contains: str | None = None
     ) -> list[ViewDict]:
-        statement = select(*ITEM_VIEW.columns)
+        params = _page_params(page)
         if owner_id is not None:
-            statement = statement.where(Item.owner_id == owner_id)
+            params["owner_id"] = owner_id
         if title_contains:
-            # autoescape: a % or _ in the search text matches itself.
-            statement = statement.where(Item.title.icontains(title_contains, autoescape=True))
-        rows = await self.session.execute(_paged(statement, page, Item.id))
+            # A % or _ in the search text matches itself.
+            params["title_contains"] = _escape_like(title_contains)
+        statement = _item_page(
+            owner=owner_id is not None, title=bool(title_contains), after=page.after is not None
+        )
+        rows = await self.session.execute(statement, params)
         return [ITEM_VIEW.of_row(row) for row in rows]
 
     async def add_as(

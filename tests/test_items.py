@@ -100,6 +100,7 @@ async def test_list_items_filters_by_owner_and_title(client: AsyncClient) -> Non
     rug = await create_item(client, alice, "Rug")
     bobs_lamp = await create_item(client, bob, "LAMP shade")
     percent = await create_item(client, bob, "100% wool")
+    either = await create_item(client, bob, "and/or")
 
     async def titles(**params: str | int) -> list[str]:
         response = await client.get("/items/", params=params)
@@ -112,8 +113,12 @@ async def test_list_items_filters_by_owner_and_title(client: AsyncClient) -> Non
     assert await titles(q="LaMp", limit=1, skip=1) == [bobs_lamp["title"]]
     assert await titles(q="%") == [percent["title"]]  # % is not a wildcard
     assert await titles(q="_") == []
+    assert await titles(q="d/o") == [either["title"]]  # nor is any escape character
+    assert await titles(q="/%") == []
     assert await titles(owner_id=999) == []
-    assert await titles(q="") == [i["title"] for i in (lamp, rug, bobs_lamp, percent)]
+    every = (lamp, rug, bobs_lamp, percent, either)
+    assert await titles(q="") == [i["title"] for i in every]
+    assert await titles(after=lamp["id"], limit=2) == [rug["title"], bobs_lamp["title"]]
 
 
 async def test_list_items_rejects_bad_filters_and_paging(client: AsyncClient) -> None:
