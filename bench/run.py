@@ -313,6 +313,41 @@ def token() -> str:
         return str(_field(r'"access_token":"([^"]+)"', r.read().decode()))
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (those still alive)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def cpu_per_request(pid: int, script: str, **env: str) -> tuple[Load, float, float]:
+    """A load on the server `pid`, with the CPU time per request its process and
+    PostgreSQL's took, in microseconds (PostgreSQL on this machine only)."""
+    before = cpu_seconds([pid]), cpu_seconds(postgres_pids())
+    load = wrk(script, 64, **env)
+    after = cpu_seconds([pid]), cpu_seconds(postgres_pids())
+    requests = load.rps * SECS
+    return load, *((a - b) / requests * 1e6 for a, b in zip(after, before, strict=True))
+
+
 def rss_mib(pid: int) -> float:
     return int(_field(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())) / 1024
 
@@ -413,6 +448,12 @@ def main() -> None:
         return
 
     with serving("project") as pid:
+        costs = {
+            USERS: cpu_per_request(pid, "get_user.lua"),
+            ITEMS_SKIP: cpu_per_request(pid, "page.lua", **SCENARIOS[1].env),
+            "POST /items/": cpu_per_request(pid, "post_own_item.lua", TOKEN=token()),
+        }
+        asyncio.run(forget_writes("bench_app"))
         alone = wrk("get_user.lua", 64)
         signups = subprocess.Popen(
             [
@@ -433,6 +474,12 @@ def main() -> None:
         rss = memory(pid)
 
     report(rows)
+    print("\nCPU per request at 64 conns, one worker (capacity model):")
+    for route, (load, app_us, postgres_us) in costs.items():
+        print(
+            f"  {route:<20} {load.rps:>6.0f} req/s  app {app_us:>4.0f} us  "
+            f"PostgreSQL {postgres_us:>4.0f} us"
+        )
     growth = beside.p99_ms / alone.p99_ms
     print(
         f"{USERS} at 64 conns beside 8 clients signing up ({signed_up:.1f}/s): "
