@@ -263,8 +263,8 @@ class ItemRepository(Generic[S]):
         statement = _item_page(
             owner=owner_id is not None, title=bool(title_contains), after=page.after is not None
         )
-        rows = await self.session.execute(statement, params)
-        return [ITEM_VIEW.of_row(row) for row in rows]
+        # all(): the rows in one call, not one Python call per row through the cursor.
+        return ITEM_VIEW.of_rows((await self.session.execute(statement, params)).all())
 
     async def add_as(
         self: "ItemRepository[SingleWrite] | ItemRepository[Transaction]",

@@ -39,6 +39,13 @@ class View:
             view[name] = []
         return view
 
+    def of_rows(self, rows: Iterable[Iterable[Any]]) -> list[ViewDict]:
+        """Rows of `columns` as views, children left out (a view without children)."""
+        if self.children:
+            raise TypeError("a view with children is built from joined rows")
+        fields = self.fields
+        return [dict(zip(fields, row, strict=False)) for row in rows]
+
     def of_entity(self, entity: Base) -> ViewDict:
         return {name: getattr(entity, name) for name in self.fields}
 
