@@ -137,9 +137,17 @@ def _json(fields: dict[str, Any], **_: Any) -> str:
     return orjson.dumps(fields, default=str).decode()
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def _iso_utc(seconds: float) -> str:
-    # As structlog's TimeStamper(fmt="iso", utc=True) writes it.
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    # As structlog's TimeStamper(fmt="iso", utc=True) writes it; the date and time
+    # are formatted once a second, the microseconds every time.
+    whole = int(seconds)
+    if _second[0] != whole:
+        _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second[0] = whole
+    return f"{_second[1]}.{int((seconds - whole) * 1e6):06d}Z"
 
 
 class Metrics:
@@ -240,21 +248,29 @@ class Observe:
             if self.metrics:
                 self.metrics.in_flight.dec()
                 self.metrics.record(scope["method"], route, status, seconds)
-            if self.access_log:
-                user_id = scope.get("state", {}).get("user_id")
-                access_log.log(
-                    logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO,
-                    "%s %s %s",
-                    scope["method"],
-                    route,
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 2),
-                        "user_id": user_id,
-                    },
+            level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
+            if self.access_log and access_log.isEnabledFor(level):
+                method = scope["method"]
+                fields = {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "user_id": scope.get("state", {}).get("user_id"),
+                }
+                # What Logger.log does, less looking up the caller's file and line:
+                # an access line is always from here.
+                access_log.handle(
+                    access_log.makeRecord(
+                        ACCESS_LOGGER,
+                        level,
+                        __file__,
+                        0,
+                        "%s %s %s",
+                        (method, route, status),
+                        None,
+                        extra=fields,
+                    )
                 )
             structlog.contextvars.reset_contextvars(**bound)
 
