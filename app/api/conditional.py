@@ -65,13 +65,12 @@ async def if_match(
     return _entity_tags(if_match)
 
 
-async def if_none_match(
-    if_none_match: Annotated[
-        str | None,
-        Header(max_length=2048, description="ETags the client holds: 304 if one is current."),
-    ] = None,
-) -> EntityTags | None:
-    return None if if_none_match is None else _entity_tags(if_none_match)
+# The If-None-Match header as it came: a plain header parameter of the read routes,
+# parsed only when a response is built (as a dependency of its own, it cost 7% of a
+# GET /users/{user_id}, counted in instructions).
+IF_NONE_MATCH = Header(
+    max_length=2048, description="ETags the client holds: 304 if one is current."
+)
 
 
 def item_etag(item: ViewDict) -> str:
@@ -83,13 +82,13 @@ def _digest_etag(body: bytes) -> str:
     return f'"{base64.urlsafe_b64encode(digest).decode()}"'
 
 
-def _conditional(body: bytes, etag: str, if_none_match: EntityTags | None) -> Response:
-    if if_none_match is not None and if_none_match.match(etag, weak=True):
+def _conditional(body: bytes, etag: str, if_none_match: str | None) -> Response:
+    if if_none_match is not None and _entity_tags(if_none_match).match(etag, weak=True):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
-def item_response(item: ViewDict, if_none_match: EntityTags | None = None) -> Response:
+def item_response(item: ViewDict, if_none_match: str | None = None) -> Response:
     """One item, with its ETag (304 when If-None-Match holds it)."""
     return _conditional(orjson.dumps(item), item_etag(item), if_none_match)
 
@@ -98,7 +97,7 @@ def user_etag(user: ViewDict) -> str:
     return _digest_etag(orjson.dumps(user))
 
 
-def user_response(user: ViewDict, if_none_match: EntityTags | None = None) -> Response:
+def user_response(user: ViewDict, if_none_match: str | None = None) -> Response:
     """One user with its items, with its ETag (304 when If-None-Match holds it)."""
     body = orjson.dumps(user)
     return _conditional(body, _digest_etag(body), if_none_match)

@@ -63,7 +63,7 @@ Page = Annotated[schemas.Page, Query()]
 UserId = Annotated[schemas.Id, Path(description="A user's id.")]
 ItemId = Annotated[schemas.Id, Path(description="An item's id.")]
 IfMatch = Annotated[conditional.EntityTags | None, Depends(conditional.if_match)]
-IfNoneMatch = Annotated[conditional.EntityTags | None, Depends(conditional.if_none_match)]
+IfNoneMatch = Annotated[str | None, conditional.IF_NONE_MATCH]  # default None
 
 # Answers 401 with WWW-Authenticate: Bearer when the header is missing, and lets
 # /docs log in through POST /auth/token.

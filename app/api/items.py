@@ -94,7 +94,9 @@ async def create_item(body: ItemCreate, bearer: Bearer, write: IdempotentWrite) 
 
 
 @router.get("/{item_id}", response_model=ItemOut, responses=NOT_MODIFIED | errors(ITEM_NOT_FOUND))
-async def read_item(item_id: ItemId, db: ReadSession, if_none_match: IfNoneMatch) -> Response:
+async def read_item(
+    item_id: ItemId, db: ReadSession, if_none_match: IfNoneMatch = None
+) -> Response:
     item = await ItemRepository(db).view(item_id)
     if item is None:
         raise ItemNotFound

@@ -69,7 +69,7 @@ async def list_users(db: ReadSession, page: Page) -> Response:
 
 
 @router.get("/me", response_model=UserOut, responses=NOT_MODIFIED | errors(401))
-async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch) -> Response:
+async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch = None) -> Response:
     users = UserRepository(db)
     policy.authenticated(await users.principal(bearer.user_id), bearer)
     return user_response(_found(await users.view(bearer.user_id)), if_none_match)
@@ -137,7 +137,9 @@ async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
 @router.get(
     "/{user_id}", response_model=UserOut, responses=NOT_MODIFIED | errors((404, "User not found"))
 )
-async def read_user(user_id: UserId, views: UserViews, if_none_match: IfNoneMatch) -> Response:
+async def read_user(
+    user_id: UserId, views: UserViews, if_none_match: IfNoneMatch = None
+) -> Response:
     return user_response(_found(await views.get(user_id)), if_none_match)
 
 
