@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -97,14 +98,20 @@ def assert_all_succeed(answers: list[Timed]) -> None:
         assert answer.response.is_success, (answer.name, answer.response.text)
 
 
+async def _prepared(client: AsyncClient, app: FastAPI) -> tuple[dict[str, Any], Any]:
+    """An account with an item, the requests that need the database (`database_requests`,
+    for that account and item), and a pool full of idle connections."""
+    owner = await new_account(client)
+    item = await create_item(client, owner)
+    await warm_pool(app, POOL_SIZE)
+    return item, partial(database_requests, owner, item)
+
+
 async def test_a_database_cut_off_is_503_within_3_s_and_recovers_without_a_restart(
     proxied_app: FastAPI, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with serve(proxied_app) as client:
-        owner = await new_account(client)
-        item = await create_item(client, owner)
-        requests = partial(database_requests, owner, item)
-        await warm_pool(proxied_app, POOL_SIZE)
+        item, requests = await _prepared(client, proxied_app)
 
         await proxy.cut()
         caplog.clear()
@@ -127,10 +134,7 @@ async def test_a_blackholed_database_is_503_within_8_s_and_recovers_without_a_re
     proxied_app: FastAPI, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with serve(proxied_app) as client:
-        owner = await new_account(client)
-        item = await create_item(client, owner)
-        requests = partial(database_requests, owner, item)
-        await warm_pool(proxied_app, POOL_SIZE)
+        item, requests = await _prepared(client, proxied_app)
 
         proxy.blackhole()
         caplog.clear()
@@ -159,10 +163,7 @@ async def test_pooled_connections_whose_server_vanished_are_replaced_not_reused(
     # host restarted, say): the pooled connections are dead, and nothing tells the
     # client so. They are found out and replaced before any request uses them.
     async with serve(proxied_app) as client:
-        owner = await new_account(client)
-        item = await create_item(client, owner)
-        requests = partial(database_requests, owner, item)
-        await warm_pool(proxied_app, POOL_SIZE)
+        _, requests = await _prepared(client, proxied_app)
 
         proxy.blackhole()
         proxy.vanish()
