@@ -18,12 +18,12 @@ revoked if the account is made active again.
 import argparse
 import asyncio
 import getpass
-import logging
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,8 +39,6 @@ from app.repositories import IdempotencyKeyRepository, LoginFailureRepository, U
 from app.schemas import Email, Password
 from app.security import PasswordHasher
 from app.settings import Settings
-
-log = logging.getLogger("app.cli")
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -107,53 +105,51 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\n")
 
 
-async def create_superuser(settings: Settings, email: str) -> str:
+@asynccontextmanager
+async def _sessions(settings: Settings) -> AsyncIterator[Sessions]:
+    """The service's sessions, for one command; its connections are closed after."""
     engine = create_engine(settings)
     try:
-        async with Sessions(engine).transaction() as tx:
-            users = UserRepository(tx)
-            user = await users.get_by_email(email)
-            if user is not None:
-                user.is_superuser = True
-                await users.save(user)
-                return f"{email} (id {user.id}) is now a superuser"
-            password = TypeAdapter(Password).validate_python(_read_password())
-            hashed = await PasswordHasher(settings).hash(password, address="command line")
-            created = await users.add(email=email, hashed_password=hashed, is_superuser=True)
-            return f"created superuser {email} (id {created['id']})"
+        yield Sessions(engine)
     finally:
         await engine.dispose()
+
+
+async def create_superuser(settings: Settings, email: str) -> str:
+    async with _sessions(settings) as sessions, sessions.transaction() as tx:
+        users = UserRepository(tx)
+        user = await users.get_by_email(email)
+        if user is not None:
+            user.is_superuser = True
+            await users.save(user)
+            return f"{email} (id {user.id}) is now a superuser"
+        password = TypeAdapter(Password).validate_python(_read_password())
+        hashed = await PasswordHasher(settings).hash(password, address="command line")
+        created = await users.add(email=email, hashed_password=hashed, is_superuser=True)
+        return f"created superuser {email} (id {created['id']})"
 
 
 async def deactivate_user(settings: Settings, email: str) -> str:
-    engine = create_engine(settings)
-    try:
-        async with Sessions(engine).transaction() as tx:
-            users = UserRepository(tx)
-            user = await users.get_by_email(email)
-            if user is None:
-                raise SystemExit(f"no account has the email {email}")
-            user.is_active = False
-            user.token_version += 1  # its tokens stay revoked if it is reactivated
-            await users.save(user)
-            return f"{email} (id {user.id}) is deactivated; its tokens are revoked"
-    finally:
-        await engine.dispose()
+    async with _sessions(settings) as sessions, sessions.transaction() as tx:
+        users = UserRepository(tx)
+        user = await users.get_by_email(email)
+        if user is None:
+            raise SystemExit(f"no account has the email {email}")
+        user.is_active = False
+        user.token_version += 1  # its tokens stay revoked if it is reactivated
+        await users.save(user)
+        return f"{email} (id {user.id}) is deactivated; its tokens are revoked"
 
 
 async def purge_idempotency_keys(settings: Settings) -> str:
     """Expired Idempotency-Key records, and log-in failure counts whose window ended."""
-    engine = create_engine(settings)
     now = datetime.now(UTC)
-    try:
-        sessions = Sessions(engine)
+    async with _sessions(settings) as sessions:
         async with sessions.single_write() as write:
             keys = await IdempotencyKeyRepository(write).purge(now=now)
         async with sessions.single_write() as write:
             windows = await LoginFailureRepository(write).purge(now=now)
-        return f"purged {keys} expired idempotency keys and {windows} ended log-in windows"
-    finally:
-        await engine.dispose()
+    return f"purged {keys} expired idempotency keys and {windows} ended log-in windows"
 
 
 def _parser() -> argparse.ArgumentParser:

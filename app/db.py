@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar, TypeVarTuple
 
 from fastapi import Request
-from sqlalchemy import Executable, Result, Select, event, select
+from sqlalchemy import Executable, Result, Select, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
@@ -463,11 +463,6 @@ class Sessions:
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self.transactions.begin() as session:
             yield Transaction(session)
-
-    async def ping(self) -> None:
-        """Round trip to the database; raises when it cannot be reached."""
-        async with self.read() as session:
-            await session.execute(select(1))
 
 
 # The dependencies behind the aliases of app.api.deps.

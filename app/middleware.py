@@ -19,7 +19,8 @@ class LimitRequestBodies:
     A request whose Content-Length is over the limit gets 413 before any route runs:
     Starlette's limit alone answers it only when the route reads the body or starts
     its response, so a route that never reads one (a DELETE) would have done its work
-    by then. A body without a Content-Length is counted as it is read.
+    by then. A body with a Content-Length within the limit goes through as it is (the
+    server reads no more than that); one without is counted as it is read.
     """
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
@@ -32,9 +33,13 @@ class LimitRequestBodies:
             await self.app(scope, receive, send)
             return
         length = Headers(scope=scope).get("content-length", "")
-        if length.isascii() and length.isdigit() and int(length) > self.max_body_size:
-            response = PlainTextResponse("Content Too Large", status_code=413)
-            await response(scope, receive, send)
+        if length.isascii() and length.isdigit():
+            if int(length) > self.max_body_size:
+                response = PlainTextResponse("Content Too Large", status_code=413)
+                await response(scope, receive, send)
+                return
+            # The server reads no more than the Content-Length: nothing left to count.
+            await self.app(scope, receive, send)
             return
         await self.limited(scope, receive, send)
 

@@ -19,7 +19,6 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 from sqlalchemy import (
     BindParameter,
     CursorResult,
-    Delete,
     Integer,
     Select,
     String,
@@ -43,7 +42,6 @@ from app.errors import (
     ConstraintKind,
     DomainError,
     EmailAlreadyRegistered,
-    NotFound,
     UserNotFound,
     violated_constraint,
 )
@@ -105,6 +103,7 @@ _USER_VIEWS = (
     .order_by(User.id, Item.id)
 )
 _ADD_USER = insert(User).returning(*USER_VIEW.columns)
+_DELETE_USER = delete(User).where(User.id == bindparam("user_id"))
 _LOCK_USER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
 _ITEM_VIEW = select(*ITEM_VIEW.columns).where(Item.id == bindparam("item_id"))
 # The bearer as bind parameters, for the policy's SQL form.
@@ -240,7 +239,11 @@ class UserRepository(Generic[S]):
 
     async def delete(self: "UserRepository[Transaction]", user_id: int) -> None:
         """Delete the user; the database's ON DELETE CASCADE removes its items."""
-        await _delete_one(self.session, delete(User).where(User.id == user_id), UserNotFound)
+        # A DELETE that matches nothing lost a race with another DELETE: that one gets
+        # the 204, this one the 404.
+        result = await self.session.write(_DELETE_USER, {"user_id": user_id})
+        if cast(CursorResult[Any], result).rowcount == 0:
+            raise UserNotFound
 
 
 class ItemRepository(Generic[S]):
@@ -318,14 +321,6 @@ class ItemRepository(Generic[S]):
         params = {"item_id": item_id, "versions": versions, **_bearer_params(bearer)}
         result = await self.session.write(statement, params)
         return cast(CursorResult[Any], result).rowcount > 0
-
-
-async def _delete_one(session: Transaction, statement: Delete, missing: type[NotFound]) -> None:
-    # A DELETE that matches nothing lost a race with another DELETE: that one gets
-    # the 204, this one the 404.
-    result = await session.write(statement)
-    if cast(CursorResult[Any], result).rowcount == 0:
-        raise missing
 
 
 class IdempotencyRecord(NamedTuple):

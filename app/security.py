@@ -78,7 +78,7 @@ class PasswordHasher:
 
     async def prepare(self) -> None:
         """Start the workers and make the stand-in hash for unknown accounts."""
-        await self._workers.start()
+        await self._workers.stand_in_hash()
 
     def close(self) -> None:
         self._workers.close()
@@ -164,9 +164,6 @@ class _Argon2Workers:
         self._niceness = settings.password_hash_niceness
         self._executor: ThreadPoolExecutor | None = None
         self._stand_in_hash: str | None = None
-
-    async def start(self) -> None:
-        await self.stand_in_hash()
 
     async def stand_in_hash(self) -> str:
         if self._stand_in_hash is None:  # normally made at start-up

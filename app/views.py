@@ -46,9 +46,6 @@ class View:
         fields = self.fields
         return [dict(zip(fields, row, strict=False)) for row in rows]
 
-    def of_entity(self, entity: Base) -> ViewDict:
-        return {name: getattr(entity, name) for name in self.fields}
-
     def joined_columns(self) -> tuple[InstrumentedAttribute[Any], ...]:
         """Own columns, then each child view's: one row per child (LEFT JOIN)."""
         return self.columns + tuple(c for child in self.children.values() for c in child.columns)

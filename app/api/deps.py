@@ -71,10 +71,12 @@ bearer_token = OAuth2PasswordBearer(tokenUrl="/auth/token")
 
 
 async def _bearer(
-    request: Request, tokens: Tokens, token: Annotated[str, Depends(bearer_token)]
+    request: Request, token: Annotated[str, Depends(bearer_token)]
 ) -> security.Bearer:
+    # The issuer from the services directly: as a dependency of its own it would be
+    # solved again on every authenticated request.
     try:
-        bearer = tokens.bearer(token)
+        bearer = services(request).tokens.bearer(token)
     except InvalidToken:
         raise NotAuthenticated from None
     request.state.user_id = bearer.user_id  # for the access log

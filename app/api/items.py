@@ -59,9 +59,9 @@ async def _why_unchanged(
     # judged (who asks, what exists, whose it is, which version).
     caller = await UserRepository(reads).principal(bearer.user_id)
     failure = policy.authentication_failure(caller, bearer)
-    item = await ItemRepository(reads).view(item_id) if failure is None else None
     if failure is not None:
         return failure
+    item = await ItemRepository(reads).view(item_id)
     if item is None:
         return ItemNotFound()
     refused = policy.refusal(caller, bearer, item["owner_id"])

@@ -1,1 +1,0 @@
--- No custom request: wrk GETs the URL's path as given on its command line.
