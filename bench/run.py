@@ -84,7 +84,6 @@ class Scenario:
     seed: tuple[str, str] | None = None
     ceiling: tuple[str, str] | None = None
     target: str = ""
-    conns: int = 64
 
 
 USERS = "GET /users/{id}"
@@ -184,9 +183,7 @@ def wrk(script: str, conns: int, secs: int = SECS, **env: str) -> Load:
         check=True,
         env={**os.environ, **env},
     ).stdout
-    requests = int(_field(r"(\d+) requests in", out))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    refused = int(errors.group(1)) if errors else 0
+    requests, refused = _counts(out)
     # Only PATCH may be refused (412, lost races), and only rarely.
     if refused and (script != "patch_item.lua" or refused > requests / 100):
         raise SystemExit(f"{refused} error responses ({script}, {env}):\n{out}")
@@ -196,6 +193,12 @@ def wrk(script: str, conns: int, secs: int = SECS, **env: str) -> Load:
         _ms(_field(r"\s99%\s+(\S+)", out)),
         refused,
     )
+
+
+def _counts(out: str) -> tuple[int, int]:
+    """Requests wrk sent, and how many of them were answered with an error status."""
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return int(_field(r"(\d+) requests in", out)), int(errors.group(1)) if errors else 0
 
 
 def median(loads: list[Load]) -> Load:
@@ -390,7 +393,7 @@ def measure(baselines: list[str]) -> dict[tuple[str, str], Load]:
                     env = dict(scenario.env)
                     if app in PROJECT and scenario.script != "page.lua":
                         env["TOKEN"] = token()
-                    load = wrk(scenario.script, scenario.conns, **env)
+                    load = wrk(scenario.script, 64, **env)
                 rows.setdefault((scenario.route, app), []).append(load)
                 if scenario.route.startswith(("POST", "PATCH")):
                     asyncio.run(forget_writes("bench_seed" if app == "seed" else "bench_app"))
@@ -470,12 +473,10 @@ def main() -> None:
         )
         time.sleep(2)
         beside = wrk("get_user.lua", 64)
-        out = signups.communicate()[0]
-        refusals = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        refused = int(refusals.group(1)) if refusals else 0
+        sent, refused = _counts(signups.communicate()[0])
         # The 8 clients share one address: past its share of the hashing queue
         # (PASSWORD_HASH_QUEUE_PER_ADDRESS), sign-ups are refused at once (429).
-        signed_up = (int(_field(r"(\d+) requests in", out)) - refused) / (SECS + 4)
+        signed_up = (sent - refused) / (SECS + 4)
         rss = memory(pid)
 
     report(rows)

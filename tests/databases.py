@@ -64,6 +64,12 @@ def run_coroutine(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         return pool.submit(asyncio.run, factory()).result()
 
 
+def dsn(database_url: str) -> str:
+    """The database's URL as asyncpg takes it."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
 @dataclass
 class PostgresServer:
     url: str  # SQLAlchemy URL of the server, as given in TEST_DATABASE_URL
@@ -72,12 +78,9 @@ class PostgresServer:
     def url_for(self, database: str) -> str:
         return make_url(self.url).set(database=database).render_as_string(hide_password=False)
 
-    def _dsn(self) -> str:
-        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-
     async def create(self, template: str | None = None, prefix: str = "app_test") -> str:
         name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        connection = await asyncpg.connect(self._dsn())
+        connection = await asyncpg.connect(dsn(self.url))
         try:
             clause = f' TEMPLATE "{template}"' if template else ""
             await connection.execute(f'CREATE DATABASE "{name}"{clause}')
@@ -88,7 +91,7 @@ class PostgresServer:
 
     async def drop_created(self, at_once: int = 8) -> None:
         async def drop(names: list[str]) -> None:
-            connection = await asyncpg.connect(self._dsn())
+            connection = await asyncpg.connect(dsn(self.url))
             try:
                 for name in names:
                     await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -108,11 +111,11 @@ def postgres_account(server_url: str, password: str) -> Iterator[tuple[str, str]
     dropped afterwards. Yields (role, database)."""
     suffix = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
     role, database = f"app_test_role_{suffix}", f"app_test_{suffix}"
-    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    server_dsn = dsn(server_url)
     quoted = password.replace("'", "''")
 
     async def execute(*statements: str) -> None:
-        connection = await asyncpg.connect(dsn)
+        connection = await asyncpg.connect(server_dsn)
         try:
             for statement in statements:
                 await connection.execute(statement)

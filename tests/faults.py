@@ -16,21 +16,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
-from sqlalchemy import make_url
 
-from tests.databases import Database, checked_out, engine_of
+from tests.databases import Database, checked_out, dsn, engine_of
 from tests.helpers import Account, unique_email
 
 
 def postgres_only(database: Database) -> None:
     if database.backend != "postgresql":
         pytest.skip("PostgreSQL only: SQLite has no network, no server-side timeouts")
-
-
-def dsn(database_url: str) -> str:
-    """The database's URL as asyncpg takes it."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 def application_name() -> str:
@@ -152,13 +145,6 @@ async def burst(client: AsyncClient, requests: Requests, times: int) -> list[Tim
     return await asyncio.gather(
         *(timed(client, name, request) for _ in range(times) for name, request in requests())
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -17,7 +17,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import httpx
 import pytest
 
 from tests.databases import PROJECT_ROOT, migrate
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -72,13 +72,6 @@ def chromium() -> str:
         "Chromium binary, or set SKIP_BROWSER_TESTS=1 to skip the browser tests.",
         pytrace=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

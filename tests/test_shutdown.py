@@ -15,10 +15,10 @@ from tests.faults import (
     application_name,
     backends,
     eventually,
-    free_port,
     postgres_only,
     table_locked,
 )
+from tests.servers import free_port
 
 GRACE = 3  # seconds: GRACEFUL_SHUTDOWN_TIMEOUT for this test (8 by default)
 MARGIN = 2.0  # for the lifespan's shutdown and the interpreter's exit

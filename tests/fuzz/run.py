@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.databases import PROJECT_ROOT, PostgresServer, migrate, run_coroutine
+from tests.servers import free_port
 
 MIN_CASES = 1000
 TIMEOUT = float(os.environ.get("FUZZ_TIMEOUT", "170"))  # seconds, for schemathesis alone
@@ -39,13 +39,6 @@ SERVER_URL = (
     or "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 ADMIN_EMAIL = "fuzz-admin@example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def server_environment(database_url: str) -> dict[str, str]:
