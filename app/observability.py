@@ -60,7 +60,11 @@ def logging_config(settings: Settings, stream: str = "ext://sys.stderr") -> dict
             "app": {"()": log_formatter, "as_json": settings.logs_as_json},
         },
         "handlers": {
-            "out": {"class": "logging.StreamHandler", "formatter": "app", "stream": stream},
+            "out": {
+                "class": f"{__name__}.LineBatchingHandler",
+                "formatter": "app",
+                "stream": stream,
+            },
         },
         "root": {"handlers": ["out"], "level": settings.log_level},
         "loggers": {
@@ -81,6 +85,79 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(stream)
+
+
+# One write(2) of at most this many bytes reaches a pipe whole, never interleaved with
+# another process's writes to the same pipe (POSIX PIPE_BUF, 4096 on Linux).
+ATOMIC_WRITE = 4096
+PENDING_MAX = 64 * 1024
+
+
+class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that, inside a running event loop, writes the lines of one loop
+    turn together at the start of the next (a write(2) per line cost an access line
+    about a fifth of its time). Lines are written whole: in writes of at most
+    ATOMIC_WRITE bytes ending at a line's end (a longer line on its own, as a plain
+    StreamHandler would), so workers sharing one pipe never split each other's lines.
+    Outside an event loop, or from another thread, a line is written at once; flush()
+    and close() (logging.shutdown at exit) write what is pending."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._pending_size = 0
+        self._drain_on: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._pending_size += len(line) if line.isascii() else len(line.encode())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self._pending_size >= PENDING_MAX:
+            self._write_pending()
+        elif self._drain_on is not loop:
+            # Once per loop turn (and again should a loop close with lines pending).
+            self._drain_on = loop
+            loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._drain_on = None
+            self._write_pending()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+            super().flush()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        lines, self._pending, self._pending_size = self._pending, [], 0
+        try:
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                length = len(line) if line.isascii() else len(line.encode())
+                if chunk and size + length > ATOMIC_WRITE:
+                    self._write("".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            self._write("".join(chunk))
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": "%d log lines", "args": (len(lines),)}))
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
 
 
 def _tidy(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +204,7 @@ class _JSONFormatter(structlog.stdlib.ProcessorFormatter):
         fields["level"] = record.levelname.lower()
         fields["logger"] = ACCESS_LOGGER
         for name in ACCESS_FIELDS:
-            fields[name] = record.__dict__.get(name)
+            fields[name] = getattr(record, name, None)
         fields["pid"] = record.process
         fields["timestamp"] = _iso_utc(record.created)
         return _json(fields)
@@ -148,6 +225,58 @@ def _iso_utc(seconds: float) -> str:
         _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _second[0] = whole
     return f"{_second[1]}.{int((seconds - whole) * 1e6):06d}Z"
+
+
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+class AccessRecord(logging.LogRecord):
+    """The access line's LogRecord. LogRecord.__init__ looks up, for every record, where
+    it was logged from (file, module), the thread, the process and its name: for an
+    access line, always this module in the serving thread, so those are fixed here,
+    and a record costs a fraction of what Logger.makeRecord's does."""
+
+    # In the record's own dict, as formatters read them (`%(filename)s`).
+    FIXED: dict[str, Any] = {
+        "name": ACCESS_LOGGER,
+        "msg": "%s %s %s",
+        "pathname": __file__,
+        "filename": os.path.basename(__file__),
+        "module": os.path.basename(__file__).removesuffix(".py"),
+        "lineno": 0,
+        "funcName": "Observe",
+        "exc_info": None,
+        "exc_text": None,
+        "stack_info": None,
+        "thread": None,
+        "threadName": None,
+        "processName": None,
+        "taskName": None,
+    }
+
+    def __init__(
+        self,
+        level: int,
+        method: str,
+        route: str,
+        status: int,
+        duration_ms: float,
+        user_id: int | None,
+    ) -> None:
+        self.__dict__.update(self.FIXED)
+        self.levelno = level
+        self.levelname = logging.getLevelName(level)
+        self.args = (method, route, status)
+        self.method = method
+        self.route = route
+        self.status = status
+        self.duration_ms = duration_ms
+        self.user_id = user_id
+        self.created = created = time.time()
+        self.msecs = int((created - int(created)) * 1000) + 0.0
+        self.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        self.process = _PID[0]
 
 
 class Metrics:
@@ -250,26 +379,15 @@ class Observe:
                 self.metrics.record(scope["method"], route, status, seconds)
             level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
             if self.access_log and access_log.isEnabledFor(level):
-                method = scope["method"]
-                fields = {
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "user_id": scope.get("state", {}).get("user_id"),
-                }
-                # What Logger.log does, less looking up the caller's file and line:
-                # an access line is always from here.
+                # What Logger.log does, less looking up where it was called from.
                 access_log.handle(
-                    access_log.makeRecord(
-                        ACCESS_LOGGER,
+                    AccessRecord(
                         level,
-                        __file__,
-                        0,
-                        "%s %s %s",
-                        (method, route, status),
-                        None,
-                        extra=fields,
+                        scope["method"],
+                        route,
+                        status,
+                        round(seconds * 1000, 2),
+                        scope.get("state", {}).get("user_id"),
                     )
                 )
             structlog.contextvars.reset_contextvars(**bound)

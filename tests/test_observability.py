@@ -2,7 +2,11 @@
 
 import asyncio
 import json
+import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +14,7 @@ import httpx
 from httpx import AsyncClient
 
 from app.main import create_app
+from app.observability import AccessRecord
 from tests.databases import Database, make_settings, migrate, serve
 from tests.helpers import PASSWORD, new_account, unique_email
 from tests.servers import production_env, serving
@@ -203,3 +208,46 @@ async def _concurrent_gets(url: str, path: str, count: int) -> list[int]:
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         responses = await asyncio.gather(*(client.get(path) for _ in range(count)))
     return [response.status_code for response in responses]
+
+
+# Two processes writing access lines to one pipe, as workers share the server's stderr.
+_WRITER = """
+import asyncio, logging, sys
+from app.observability import AccessRecord, configure_logging, access_log
+from app.settings import Settings
+
+configure_logging(Settings(log_format="json"), stream=sys.stderr)
+
+async def main() -> None:
+    for turn in range(400):
+        for n in range(50):  # many lines in one loop turn: written together
+            access_log.handle(AccessRecord(20, "GET", "/items/" + "x" * (n * 7), 200, 1.0, turn))
+        await asyncio.sleep(0)
+
+asyncio.run(main())
+"""
+
+
+def test_workers_sharing_one_pipe_never_split_each_others_lines() -> None:
+    reader, writer = os.pipe()
+    command = [sys.executable, "-c", _WRITER]
+    workers = [subprocess.Popen(command, stderr=writer) for _ in range(2)]  # noqa: S603 - fixed
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        output = pipe.read()  # until both have exited
+    assert [worker.wait() for worker in workers] == [0, 0]
+    lines = [json.loads(line) for line in output.decode().splitlines()]  # each one whole
+    assert len(lines) == 2 * 400 * 50  # none lost, the last turn's included
+    assert len({line["pid"] for line in lines}) == 2
+
+
+def test_an_access_record_has_every_field_a_formatter_may_name() -> None:
+    standard = logging.makeLogRecord({})
+    record = AccessRecord(logging.INFO, "GET", "/users/{user_id}", 200, 1.5, None)
+    assert set(vars(standard)) <= set(vars(record))
+    line = logging.Formatter(
+        "%(asctime)s %(name)s %(levelname)s %(filename)s:%(lineno)d %(process)d %(message)s"
+    ).format(record)
+    assert line.endswith(
+        f"app.access INFO observability.py:0 {os.getpid()} GET /users/{{user_id}} 200"
+    )
