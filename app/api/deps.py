@@ -12,12 +12,10 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app import db, idempotency, schemas, security
 from app.api import conditional
-from app.batching import Coalescer
 from app.errors import NotAuthenticated
 from app.security import InvalidToken, PasswordHasher, TokenIssuer
 from app.services import services
 from app.throttle import LoginThrottle
-from app.views import ViewDict
 
 # The unit of work, one per route (see app.db). scope="function": the session
 # closes, and a transaction commits, before the response is sent.
@@ -42,10 +40,6 @@ async def _login_throttle(request: Request) -> LoginThrottle:
     return services(request).throttle
 
 
-async def _user_views(request: Request) -> Coalescer[int, ViewDict]:
-    return services(request).user_views
-
-
 async def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -53,9 +47,6 @@ async def _client_address(request: Request) -> str:
 Passwords = Annotated[PasswordHasher, Depends(_password_hasher)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
 LoginThrottling = Annotated[LoginThrottle, Depends(_login_throttle)]
-# Users with their items by id, concurrent look-ups answered by one query
-# (app.batching), outside the route's unit of work.
-UserViews = Annotated[Coalescer[int, ViewDict], Depends(_user_views)]
 # The client's address (the proxy's X-Forwarded-For, from proxies trusted by the server).
 ClientAddress = Annotated[str, Depends(_client_address)]
 

@@ -1,4 +1,4 @@
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app import policy
 from app.api.conditional import EntityTags, user_etag, user_response
@@ -13,7 +13,6 @@ from app.api.deps import (
     ReadSession,
     Transaction,
     UserId,
-    UserViews,
 )
 from app.api.items import NEW_ITEM, create_item_as
 from app.api.responses import NOT_MODIFIED, created, errors, link, view_response
@@ -22,6 +21,7 @@ from app.errors import IncorrectPassword, PreconditionFailed, UserNotFound
 from app.repositories import UserRepository
 from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
 from app.security import Bearer as BearerToken
+from app.services import services
 from app.views import ViewDict
 
 router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
@@ -138,8 +138,12 @@ async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
     "/{user_id}", response_model=UserOut, responses=NOT_MODIFIED | errors((404, "User not found"))
 )
 async def read_user(
-    user_id: UserId, views: UserViews, if_none_match: IfNoneMatch = None
+    request: Request, user_id: UserId, if_none_match: IfNoneMatch = None
 ) -> Response:
+    # Users with their items by id, concurrent look-ups answered by one query
+    # (app.batching), outside any unit of work. Reached from the request: as a
+    # dependency of its own, solving it cost a tenth of this route's time.
+    views = services(request).user_views
     return user_response(_found(await views.get(user_id)), if_none_match)
 
 
