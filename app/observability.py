@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import structlog
@@ -238,7 +238,7 @@ class AccessRecord(logging.LogRecord):
     and a record costs a fraction of what Logger.makeRecord's does."""
 
     # In the record's own dict, as formatters read them (`%(filename)s`).
-    FIXED: dict[str, Any] = {
+    FIXED: ClassVar[dict[str, Any]] = {
         "name": ACCESS_LOGGER,
         "msg": "%s %s %s",
         "pathname": __file__,
