@@ -23,9 +23,8 @@ import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import Any, Generic, TypeVar, TypeVarTuple
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, TypeVarTuple
 
 from fastapi import Request
 from sqlalchemy import Executable, Result, Select, event
@@ -450,40 +449,20 @@ class Sessions:
             engine.execution_options(isolation_level=level), expire_on_commit=False
         )
 
-    def read(self) -> "_Opened[ReadSession]":
-        return _Opened(self.statements(), ReadSession)
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[ReadSession]:
+        async with self.statements() as session:
+            yield ReadSession(session)
 
-    def single_write(self) -> "_Opened[SingleWrite]":
-        return _Opened(self.statements(), SingleWrite)
+    @asynccontextmanager
+    async def single_write(self) -> AsyncIterator[SingleWrite]:
+        async with self.statements() as session:
+            yield SingleWrite(session)
 
-    def transaction(self) -> "_Opened[Transaction]":
-        return _Opened(self.transactions.begin(), Transaction)
-
-
-K = TypeVar("K", bound=ReadSession)
-
-
-class _Opened(Generic[K]):
-    """`async with` one kind of session: the AsyncSession (or its begin(), for a
-    Transaction) opened and closed around it. A class rather than a generator: one
-    of these opens on every request (the generator's machinery cost 4% of a PATCH)."""
-
-    __slots__ = ("_kind", "_opening")
-
-    def __init__(self, opening: AbstractAsyncContextManager[AsyncSession], kind: type[K]) -> None:
-        self._opening = opening
-        self._kind = kind
-
-    async def __aenter__(self) -> K:
-        return self._kind(await self._opening.__aenter__())
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        return await self._opening.__aexit__(exc_type, exc, traceback)
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.transactions.begin() as session:
+            yield Transaction(session)
 
 
 # The dependencies behind the aliases of app.api.deps.
