@@ -104,7 +104,7 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
-        self._pending: list[str] = []
+        self._pending: list[tuple[str, int]] = []  # lines, with their length in bytes
         self._pending_size = 0
         self._drain_on: asyncio.AbstractEventLoop | None = None
 
@@ -114,8 +114,9 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
-        self._pending.append(line)
-        self._pending_size += len(line) if line.isascii() else len(line.encode())
+        size = len(line) if line.isascii() else len(line.encode())
+        self._pending.append((line, size))
+        self._pending_size += size
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -143,14 +144,13 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         lines, self._pending, self._pending_size = self._pending, [], 0
         try:
             chunk: list[str] = []
-            size = 0
-            for line in lines:
-                length = len(line) if line.isascii() else len(line.encode())
-                if chunk and size + length > ATOMIC_WRITE:
+            chunk_size = 0
+            for line, size in lines:
+                if chunk and chunk_size + size > ATOMIC_WRITE:
                     self._write("".join(chunk))
-                    chunk, size = [], 0
+                    chunk, chunk_size = [], 0
                 chunk.append(line)
-                size += length
+                chunk_size += size
             self._write("".join(chunk))
         except Exception:
             self.handleError(logging.makeLogRecord({"msg": "%d log lines", "args": (len(lines),)}))

@@ -142,7 +142,7 @@ async def read_user(
 ) -> Response:
     # Users with their items by id, concurrent look-ups answered by one query
     # (app.batching), outside any unit of work. Reached from the request: as a
-    # dependency of its own, solving it cost a tenth of this route's time.
+    # dependency of its own, solving it cost 6% of this route's instructions.
     views = services(request).user_views
     return user_response(_found(await views.get(user_id)), if_none_match)
 
