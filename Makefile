@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run migrate test lint format typecheck fuzz bench clean
+.PHONY: install run migrate test lint format typecheck chromium fuzz bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -28,8 +28,20 @@ migrate: install
 	$(BIN)/app migrate
 
 # Lint, types, then the suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set.
-test: lint typecheck
+test: lint typecheck chromium
 	$(BIN)/pytest
+
+# The browser tests need Chromium: installed from apt when it is missing and apt may be used
+# (as root, or through sudo without a password). If it cannot be, the browser tests fail and
+# say how to get it (or SKIP_BROWSER_TESTS=1 skips them; CHROMIUM names another binary).
+chromium:
+	@if [ -z "$$SKIP_BROWSER_TESTS" ] && [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null; then \
+		echo "installing chromium from apt, for the browser tests of /docs and /redoc"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+		{ $$sudo apt-get update -qq \
+			&& DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; } \
+			|| echo "could not install chromium; the browser tests will say what to do"; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .
