@@ -9,6 +9,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install run migrate test lint format typecheck chromium fuzz bench clean
 
+# $(call apt_install,PACKAGE): a shell command installing a Debian package from apt, as root
+# or through sudo without a password; it fails when neither may.
+apt_install = { if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+	$$sudo apt-get update -qq \
+	&& DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $(1) >/dev/null; }
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) -V))"; exit 1; }
@@ -37,10 +43,7 @@ test: lint typecheck chromium
 chromium:
 	@if [ -z "$$SKIP_BROWSER_TESTS" ] && [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null; then \
 		echo "installing chromium from apt, for the browser tests of /docs and /redoc"; \
-		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
-		{ $$sudo apt-get update -qq \
-			&& DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; } \
-			|| echo "could not install chromium; the browser tests will say what to do"; \
+		$(call apt_install,chromium) || echo "could not install chromium; the browser tests will say what to do"; \
 	fi
 
 lint: install
@@ -63,7 +66,7 @@ fuzz: install
 # GET/POST throughput beside the seed app and the bare-asyncpg ceiling, sign-ups
 # under load, keyset vs offset pages, memory. Needs wrk (installed from apt if missing).
 bench: install
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+	@command -v wrk >/dev/null || $(call apt_install,wrk) \
 		|| { echo "bench needs wrk: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
