@@ -1,21 +1,32 @@
 """Retried POSTs: a request with an Idempotency-Key runs once; its retries get its response.
 
-The first request with a key claims it (a record committed at once). Its write
-then runs in a transaction that also stores the response the route returns, so the
-write and the record of it commit together or not at all. A retry with the same key
-and the same request gets that response again, with `Idempotent-Replayed: true`,
-and writes nothing; with a different request it gets 422; while the first still
-runs, 409. A request that fails releases its key: a retry runs anew. Keys belong to
-a caller (the token's user; for sign-up, the key alone) and are remembered for
-IDEMPOTENCY_KEY_TTL. Without the header, the route runs as the SingleWrite it is.
+The first request with a key claims it (a record committed at once, naming that
+request). Its write then runs in a transaction that also stores the response the
+route returns, so the write and the record of it commit together or not at all. A
+retry with the same key and the same request gets that response again, with
+`Idempotent-Replayed: true` and the headers it had, and writes nothing; with a
+different request it gets 422; while the first still runs, 409. "The same request"
+is the same method, path and JSON body, whatever its whitespace or key order.
+
+A request that fails releases its key: a retry runs anew. One that cannot (its
+database went away, its process was killed) holds the key for
+IDEMPOTENCY_KEY_LEASE at most; then a retry takes it over. Should the first request
+still be running then, it can no longer record its response, so its transaction
+rolls back (409): whichever request records the response is the one whose write is
+kept, exactly once. Keys belong to a caller (the token's user; for sign-up, the key
+alone) and are remembered for IDEMPOTENCY_KEY_TTL. Without the header, the route
+runs as the SingleWrite it is.
 """
 
+import contextlib
 import hashlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import orjson
 from fastapi import Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,10 +38,9 @@ from app.security import InvalidToken
 from app.services import services
 
 log = logging.getLogger("app.idempotency")
-# How long a first request holds its key: a request that died holding it (its
-# process killed) leaves the key to a retry after this.
-HOLD = timedelta(seconds=60)
 KEY_PATTERN = r"^[\x20-\x7e]+$"  # printable ASCII
+# The response headers a replay repeats.
+REPLAYED_HEADERS = ("etag", "location")
 
 
 class IdempotentWrite(SingleWrite):
@@ -59,6 +69,14 @@ def _caller_id(request: Request) -> int:
         return 0
 
 
+def _fingerprint(method: str, path: str, body: bytes) -> str:
+    """What the request means: its method, path and JSON body with keys sorted and
+    no whitespace (a body that is no JSON counts as its bytes: it is refused anyway)."""
+    with contextlib.suppress(orjson.JSONDecodeError):
+        body = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(b"%s %s\n%s" % (method.encode(), path.encode(), body)).hexdigest()
+
+
 def _replay(record: IdempotencyRecord | None, fingerprint: str) -> Exception:
     if record is not None and record.fingerprint != fingerprint:
         # A 422 like any other refused input, naming the header.
@@ -73,12 +91,13 @@ def _replay(record: IdempotencyRecord | None, fingerprint: str) -> Exception:
         )
     if record is None or record.status_code is None or record.body is None:
         return IdempotencyKeyInUse(retry_after=1)  # running (or just released: retry)
+    headers: dict[str, str] = orjson.loads(record.headers) if record.headers else {}
     return EarlyResponse(
         Response(
             record.body,
             status_code=record.status_code,
             media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
+            headers={**headers, "Idempotent-Replayed": "true"},
         )
     )
 
@@ -103,23 +122,20 @@ async def idempotent_write(
         return
 
     caller_id = _caller_id(request)
-    request_bytes = b"%s %s\n%s" % (
-        request.method.encode(),
-        request.url.path.encode(),
-        await request.body(),
-    )
-    fingerprint = hashlib.sha256(request_bytes).hexdigest()
+    fingerprint = _fingerprint(request.method, request.url.path, await request.body())
+    settings = services(request).settings
+    claimed_by = secrets.token_hex(16)
     now = datetime.now(UTC)
-    ttl = timedelta(seconds=services(request).settings.idempotency_key_ttl)
     async with sessions.single_write() as write:
         keys = IdempotencyKeyRepository(write)
         if not await keys.claim(
             caller_id,
             idempotency_key,
             fingerprint,
+            claimed_by=claimed_by,
             now=now,
-            expires_at=now + ttl,
-            locked_until=now + HOLD,
+            expires_at=now + timedelta(seconds=settings.idempotency_key_ttl),
+            locked_until=now + timedelta(seconds=settings.idempotency_key_lease),
         ):
             raise _replay(await keys.find(caller_id, idempotency_key, now=now), fingerprint)
 
@@ -128,23 +144,35 @@ async def idempotent_write(
         async with sessions.transactions.begin() as session:
             write = IdempotentWrite(session)
             yield write
-            if write.response is None:
+            response = write.response
+            if response is None:
                 raise RuntimeError("an idempotent route returns through write.replayable()")
-            await IdempotencyKeyRepository(Transaction(session)).complete(
+            headers = {
+                name: response.headers[name]
+                for name in REPLAYED_HEADERS
+                if name in response.headers
+            }
+            if not await IdempotencyKeyRepository(Transaction(session)).complete(
                 caller_id,
                 idempotency_key,
-                status_code=write.response.status_code,
-                body=bytes(write.response.body).decode(),
-            )
+                claimed_by=claimed_by,
+                status_code=response.status_code,
+                body=bytes(response.body).decode(),
+                headers=orjson.dumps(headers).decode(),
+            ):
+                # Our hold lapsed and a retry took the key over: its write is the one
+                # kept, this one rolls back.
+                raise IdempotencyKeyInUse(retry_after=1)
         recorded = True
     finally:
         if not recorded:
-            await _release(request, caller_id, idempotency_key)
+            await _release(request, caller_id, idempotency_key, claimed_by)
 
 
-async def _release(request: Request, caller_id: int, key: str) -> None:
+async def _release(request: Request, caller_id: int, key: str, claimed_by: str) -> None:
     try:
         async with services(request).sessions.single_write() as write:
-            await IdempotencyKeyRepository(write).release(caller_id, key)
+            await IdempotencyKeyRepository(write).release(caller_id, key, claimed_by)
     except Exception:  # the request's own error is the one to report
-        log.warning("could not release an idempotency key; it frees itself after %s", HOLD)
+        lease = services(request).settings.idempotency_key_lease
+        log.warning("could not release an idempotency key; a retry may take it after %g s", lease)

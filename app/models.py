@@ -75,11 +75,14 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    # While the first request runs: until when it holds the key (a crashed
-    # request's key is taken over after that).
+    # While the first request runs: until when it holds the key (a request that died
+    # holding it leaves it to a retry after that), and which request holds it.
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
     status_code: Mapped[int | None]
     body: Mapped[str | None] = mapped_column(Text)
+    # The response headers a replay repeats (a JSON object), e.g. its ETag.
+    headers: Mapped[str | None] = mapped_column(Text)
 
 
 class LoginFailures(Base):

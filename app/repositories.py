@@ -327,6 +327,7 @@ class IdempotencyRecord(NamedTuple):
     fingerprint: str
     status_code: int | None  # None while the first request runs
     body: str | None
+    headers: str | None  # a JSON object: the response headers a replay repeats
 
 
 def _claim_statement(dialect_insert: Any) -> Any:
@@ -337,17 +338,21 @@ def _claim_statement(dialect_insert: Any) -> Any:
         fingerprint=bindparam("new_fingerprint"),
         expires_at=bindparam("new_expires_at"),
         locked_until=bindparam("new_locked_until"),
+        claimed_by=bindparam("new_claimed_by"),
     )
-    # A record that expired, or whose first request died while holding it, is
-    # taken over; a live one is left as it is (and nothing comes back).
+    # A record that expired, or whose first request's hold lapsed before it recorded a
+    # response (it died, or lost its database), is taken over; a live one is left as
+    # it is (and nothing comes back).
     return claim.on_conflict_do_update(
         index_elements=[record.caller_id, record.key],
         set_={
             "fingerprint": claim.excluded.fingerprint,
             "expires_at": claim.excluded.expires_at,
             "locked_until": claim.excluded.locked_until,
+            "claimed_by": claim.excluded.claimed_by,
             "status_code": None,
             "body": None,
+            "headers": None,
         },
         where=or_(
             record.expires_at <= bindparam("now"),
@@ -366,16 +371,29 @@ _RECORD_ID = (
     IdempotencyKey.caller_id == bindparam("record_caller"),
     IdempotencyKey.key == bindparam("record_key"),
 )
+# Still held by this request: not answered yet, and not taken over by another.
+_HELD = (
+    *_RECORD_ID,
+    IdempotencyKey.claimed_by == bindparam("holder"),
+    IdempotencyKey.status_code.is_(None),
+)
 _FIND_RECORD = select(
-    IdempotencyKey.fingerprint, IdempotencyKey.status_code, IdempotencyKey.body
+    IdempotencyKey.fingerprint,
+    IdempotencyKey.status_code,
+    IdempotencyKey.body,
+    IdempotencyKey.headers,
 ).where(*_RECORD_ID, IdempotencyKey.expires_at > bindparam("now"))
 _COMPLETE_RECORD = (
     update(IdempotencyKey)
-    .where(*_RECORD_ID)
-    .values(status_code=bindparam("response_status"), body=bindparam("response_body"))
-    .values(locked_until=None)
+    .where(*_HELD)
+    .values(
+        status_code=bindparam("response_status"),
+        body=bindparam("response_body"),
+        headers=bindparam("response_headers"),
+        locked_until=None,
+    )
 )
-_RELEASE_RECORD = delete(IdempotencyKey).where(*_RECORD_ID, IdempotencyKey.status_code.is_(None))
+_RELEASE_RECORD = delete(IdempotencyKey).where(*_HELD)
 _PURGE_RECORDS = delete(IdempotencyKey).where(IdempotencyKey.expires_at <= bindparam("now"))
 
 
@@ -391,17 +409,20 @@ class IdempotencyKeyRepository(Generic[S]):
         key: str,
         fingerprint: str,
         *,
+        claimed_by: str,
         now: datetime,
         expires_at: datetime,
         locked_until: datetime,
     ) -> bool:
-        """Record the key as taken by a request now starting; False if it is already."""
+        """Record the key as held by the request `claimed_by`, now starting; False if
+        another request holds it or answered it already."""
         params = {
             "record_caller": caller_id,
             "record_key": key,
             "new_fingerprint": fingerprint,
             "new_expires_at": expires_at,
             "new_locked_until": locked_until,
+            "new_claimed_by": claimed_by,
             "now": now,
         }
         result = await self.session.write(_CLAIM[self.session.dialect], params)
@@ -417,22 +438,31 @@ class IdempotencyKeyRepository(Generic[S]):
         caller_id: int,
         key: str,
         *,
+        claimed_by: str,
         status_code: int,
         body: str,
-    ) -> None:
+        headers: str,
+    ) -> bool:
+        """Record the response of the request that holds the key; False (nothing
+        recorded) if its hold lapsed and another request took the key over."""
         params = {
             "record_caller": caller_id,
             "record_key": key,
+            "holder": claimed_by,
             "response_status": status_code,
             "response_body": body,
+            "response_headers": headers,
         }
-        await self.session.write(_COMPLETE_RECORD, params)
+        result = await self.session.write(_COMPLETE_RECORD, params)
+        return cast(CursorResult[Any], result).rowcount > 0
 
     async def release(
-        self: "IdempotencyKeyRepository[SingleWrite]", caller_id: int, key: str
+        self: "IdempotencyKeyRepository[SingleWrite]", caller_id: int, key: str, claimed_by: str
     ) -> None:
-        """Forget a key whose request failed: a retry runs it again."""
-        await self.session.write(_RELEASE_RECORD, {"record_caller": caller_id, "record_key": key})
+        """Forget a key whose request failed, if that request still holds it: a retry
+        runs it again."""
+        params = {"record_caller": caller_id, "record_key": key, "holder": claimed_by}
+        await self.session.write(_RELEASE_RECORD, params)
 
     async def purge(self: "IdempotencyKeyRepository[SingleWrite]", *, now: datetime) -> int:
         result = await self.session.write(_PURGE_RECORDS, {"now": now})

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     require_if_match: bool = False
     # Idempotency-Key records: how long a key is remembered (seconds).
     idempotency_key_ttl: int = Field(default=24 * 3600, ge=60)
+    # How long a first request holds its key when it could not release it (its
+    # database went away, its process died): then a retry takes the key over.
+    idempotency_key_lease: float = Field(default=5.0, gt=0, le=3600)
 
     # Access tokens (JWT).
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)

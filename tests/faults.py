@@ -43,6 +43,19 @@ async def table_locked(database: Database, *tables: str) -> AsyncIterator[None]:
         await holder.close()
 
 
+@asynccontextmanager
+async def row_locked(database: Database, table: str, row_id: int) -> AsyncIterator[None]:
+    """Another session holds the row `id = row_id` of `table` FOR UPDATE until the block
+    ends (which also holds back inserts whose foreign key names that row)."""
+    holder = await asyncpg.connect(dsn(database.url))
+    try:
+        async with holder.transaction():
+            await holder.execute(f"SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE", row_id)  # noqa: S608
+            yield
+    finally:
+        await holder.close()
+
+
 async def backends(database: Database, name: str) -> dict[str, int]:
     """The app's backends by state ('active', 'idle', 'idle in transaction', ...);
     'waiting' counts those of them waiting for a lock."""

@@ -2,6 +2,7 @@
 what still runs then is cancelled and rolled back, and the process exits."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -18,7 +19,8 @@ from tests.faults import (
     postgres_only,
     table_locked,
 )
-from tests.servers import free_port
+from tests.helpers import new_account
+from tests.servers import free_port, production_env, serving
 
 GRACE = 3  # seconds: GRACEFUL_SHUTDOWN_TIMEOUT for this test (8 by default)
 MARGIN = 2.0  # for the lifespan's shutdown and the interpreter's exit
@@ -115,3 +117,46 @@ async def _refused(port: int) -> bool:
         return True
     writer.close()
     return False
+
+
+async def test_a_retry_after_the_server_was_killed_mid_request_runs_within_the_lease(
+    database: Database, tmp_path: Path
+) -> None:
+    # The process serving the first request is killed (SIGKILL) while the request holds
+    # its Idempotency-Key: nothing releases it. A retry, to a new process, runs within
+    # the lease, and exactly one item exists in the end.
+    postgres_only(database)
+    lease = 5.0  # IDEMPOTENCY_KEY_LEASE's default
+    env = production_env(database.url, ACCESS_LOG="false")
+    async with table_locked(database, "items"):
+        with serving(env, tmp_path) as first_server:
+            async with httpx.AsyncClient(base_url=first_server.url, timeout=30) as client:
+                owner = await new_account(client)
+                request = {
+                    "method": "POST",
+                    "url": "/items/",
+                    "json": {"title": "once"},
+                    "headers": {**owner.headers, "Idempotency-Key": "killed mid-request"},
+                }
+                first = asyncio.create_task(client.request(**request))
+
+                async def claimed() -> bool:
+                    return await database.scalar("SELECT count(*) FROM idempotency_keys") == 1
+
+                await eventually(claimed, within=30)
+                first_server.process.kill()
+                killed = time.monotonic()
+                with contextlib.suppress(httpx.TransportError):
+                    await first
+    with serving(env, tmp_path) as second_server:
+        async with httpx.AsyncClient(base_url=second_server.url, timeout=30) as client:
+            while (response := await client.request(**request)).status_code == 409:
+                assert time.monotonic() - killed < lease + 30, "the key stayed held"
+                await asyncio.sleep(0.2)
+            waited = time.monotonic() - killed
+    assert response.status_code == 200, response.text
+    assert "idempotent-replayed" not in response.headers
+    assert await database.column("SELECT id FROM items") == [response.json()["id"]]
+    # Not sooner than the lease: the first request could still have been running.
+    assert waited >= lease
+    print(f"retry after SIGKILL: answered {waited:.2f} s after the kill")
