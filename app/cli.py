@@ -18,57 +18,24 @@ revoked if the account is made active again.
 import argparse
 import asyncio
 import getpass
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
 from alembic import command
 from alembic.config import Config
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.health import MIGRATIONS, Readiness
 from app.db import Sessions, create_engine, create_health_engine
-from app.observability import configure_logging, logging_config
+from app.observability import configure_logging
 from app.repositories import IdempotencyKeyRepository, LoginFailureRepository, UserRepository
 from app.schemas import Email, Password
 from app.security import PasswordHasher
+from app.server import serve
 from app.settings import Settings
-
-
-def serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    """uvicorn with uvloop and httptools; our logging in every worker; on SIGTERM,
-    GRACEFUL_SHUTDOWN_TIMEOUT for the requests under way."""
-    metrics_dir = None
-    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Each worker writes its metrics there; /metrics, in any worker, sums them.
-        metrics_dir = tempfile.mkdtemp(prefix="app-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    try:
-        _run_uvicorn(settings, host, port, workers)
-    finally:
-        if metrics_dir is not None:  # ours: nothing reads it once the workers are gone
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
-    uvicorn.run(
-        "app.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=logging_config(settings),
-        access_log=False,  # the app writes one access line per request itself
-        proxy_headers=True,
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
-    )
 
 
 def alembic_config(settings: Settings) -> Config:

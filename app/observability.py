@@ -279,6 +279,49 @@ class AccessRecord(logging.LogRecord):
         self.process = _PID[0]
 
 
+class ConnectionCounts:
+    """This process's client connections, as the server sees them (app.server): how many
+    are open, and how many it refused or dropped, by reason. Refusals that say the
+    server is saturated or under attack are logged, a line per burst at most."""
+
+    LOGGED: ClassVar[dict[str, int]] = {
+        "too many connections": logging.WARNING,
+        "request head too large": logging.INFO,
+        "request head not received in time": logging.INFO,
+    }
+    LOG_EVERY = 10.0  # seconds
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.dropped_by_reason: dict[str, int] = {}
+        self._unlogged: dict[str, int] = {}
+        self._logged_at = -self.LOG_EVERY
+
+    def opened(self) -> None:
+        self.open += 1
+
+    def closed(self) -> None:
+        self.open -= 1
+
+    def dropped(self, reason: str) -> None:
+        self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + 1
+        if reason not in self.LOGGED:
+            return
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._logged_at < self.LOG_EVERY:
+            return
+        self._logged_at = now
+        level = max(self.LOGGED[r] for r in self._unlogged)
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(self._unlogged.items()))
+        self._unlogged = {}
+        log.log(level, "connections refused: %s (%d open)", counts, self.open)
+
+
+# The server's connections in this process.
+CONNECTIONS = ConnectionCounts()
+
+
 class Metrics:
     """The service's Prometheus metrics. With several worker processes, set
     PROMETHEUS_MULTIPROC_DIR (`app serve --workers N` does): every worker writes its
@@ -307,6 +350,14 @@ class Metrics:
         self.pool_checked_out = gauge("db_pool_checked_out", "Connections in use")
         self.pool_overflow = gauge("db_pool_overflow", "Connections beyond the pool size")
         self.hash_queue = gauge("password_hash_queue_length", "Requests hashing or waiting to")
+        self.connections_open = gauge("http_connections_open", "Client connections open")
+        self.connections_dropped = Counter(
+            "http_connections_dropped",
+            "Client connections the server refused or closed before a request, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self._dropped_seen: dict[str, int] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def record(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -320,6 +371,14 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_connections(self, connections: ConnectionCounts) -> None:
+        self.connections_open.set(connections.open)
+        for reason, count in connections.dropped_by_reason.items():
+            new = count - self._dropped_seen.get(reason, 0)
+            if new:
+                self.connections_dropped.labels(reason).inc(new)
+                self._dropped_seen[reason] = count
 
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
@@ -427,6 +486,7 @@ def sample(found: Services) -> None:
         found.metrics.pool_checked_out.set(pool.checkedout())
         found.metrics.pool_overflow.set(max(pool.overflow(), 0))
     found.metrics.hash_queue.set(found.passwords.queue_length)
+    found.metrics.count_connections(CONNECTIONS)
 
 
 @asynccontextmanager

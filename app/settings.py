@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     # HTTP server (`make run`, `python -m app`).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # A request head (request line and headers) larger than this gets 431.
+    max_request_head_size: int = Field(default=32 * 1024, ge=1024)
+    # Seconds a client has to send a complete request head, from when its connection
+    # opened or its previous response ended: then it is dropped.
+    request_head_timeout: float = Field(default=10.0, gt=0)
+    # Seconds an idle keep-alive connection stays open.
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    # Open client connections per worker, beyond which new ones get 503 at once
+    # (0: the open-file limit, less what the process needs besides).
+    max_connections: int = Field(default=0, ge=0)
+    # Addresses (or networks) of the proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: the client address log-in throttling counts.
+    trusted_proxies: str = "127.0.0.1,::1"
+    # Seconds a worker (of `app serve --workers N`) may take to answer its
+    # supervisor, starting up included, before it is replaced.
+    worker_healthcheck_timeout: int = Field(default=30, ge=1)
     access_log: bool = True
     # On SIGTERM, requests under way get this long to finish (new connections are
     # refused); what still runs then is cancelled and rolled back. Below the 10 s

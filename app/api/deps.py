@@ -48,7 +48,7 @@ async def _client_address(request: Request) -> str:
 Passwords = Annotated[PasswordHasher, Depends(_password_hasher)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
 LoginThrottling = Annotated[LoginThrottle, Depends(_login_throttle)]
-# The client's address (the proxy's X-Forwarded-For, from proxies trusted by the server).
+# The client's address: a proxy's X-Forwarded-For, when it is one of TRUSTED_PROXIES.
 ClientAddress = Annotated[str, Depends(_client_address)]
 
 Page = Annotated[schemas.Page, Query()]
