@@ -309,7 +309,7 @@ async def test_a_retry_after_the_database_was_lost_mid_request_runs_within_the_l
     # back: it runs within the lease, and exactly one item exists in the end.
     async with serve(proxied_app) as client:
         owner = await new_account(client)
-        request = {
+        request: dict[str, Any] = {
             "method": "POST",
             "url": "/items/",
             "json": {"title": "once"},
@@ -319,7 +319,8 @@ async def test_a_retry_after_the_database_was_lost_mid_request_runs_within_the_l
             first = asyncio.create_task(client.request(**request))
 
             async def claimed() -> bool:
-                return await database.scalar("SELECT count(*) FROM idempotency_keys") == 1
+                count = await database.scalar("SELECT count(*) FROM idempotency_keys")
+                return bool(count == 1)
 
             await eventually(claimed, within=30)
             await asyncio.sleep(0.5)  # its INSERT waits for the lock now

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -132,7 +133,7 @@ async def test_a_retry_after_the_server_was_killed_mid_request_runs_within_the_l
         with serving(env, tmp_path) as first_server:
             async with httpx.AsyncClient(base_url=first_server.url, timeout=30) as client:
                 owner = await new_account(client)
-                request = {
+                request: dict[str, Any] = {
                     "method": "POST",
                     "url": "/items/",
                     "json": {"title": "once"},
@@ -141,7 +142,8 @@ async def test_a_retry_after_the_server_was_killed_mid_request_runs_within_the_l
                 first = asyncio.create_task(client.request(**request))
 
                 async def claimed() -> bool:
-                    return await database.scalar("SELECT count(*) FROM idempotency_keys") == 1
+                    count = await database.scalar("SELECT count(*) FROM idempotency_keys")
+                    return bool(count == 1)
 
                 await eventually(claimed, within=30)
                 first_server.process.kill()
