@@ -3,20 +3,21 @@
 Builds a PostgreSQL database through the project's own migrations, fills it with
 10k users and 50k items, serves the app the way production does (`python -m app`:
 uvicorn with uvloop and httptools, one process, ENVIRONMENT=production, so JSON access
-logs, request ids and metrics all on) and drives every route with wrk. When
-../shared/bench is there, the seed's sync app and the bare-asyncpg ceilings are
-served from the same data in the same run, rounds interleaved, and every figure
-comes with its ratios and the target it is held to.
+logs, request ids and metrics all on) and drives every route with wrk. The seed's
+sync app and the bare-asyncpg ceilings (the reference apps beside this script: see
+bench/README.md) are served from the same data in the same run, rounds interleaved,
+and every figure comes with its ratios and the target it is held to.
 
 Rows beside the default project server: "quiet" (ACCESS_LOG=false,
 METRICS_ENABLED=false: what observability costs) and "2 workers" (`--workers 2`).
 
 Env: PG (postgresql://postgres@127.0.0.1:5432), SECS (8 per measurement),
 ROUNDS (3; medians are printed), MEMORY_SECS (60; 0 skips the memory and sign-up
-figures), SHARED (../shared/bench), ONLY (routes whose text contains it, e.g. "items").
+figures), ONLY (routes whose text contains it, e.g. "items").
 """
 
 import asyncio
+import importlib.util
 import os
 import platform
 import re
@@ -44,14 +45,13 @@ SECS = int(os.environ.get("SECS", "8"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 MEMORY_SECS = int(os.environ.get("MEMORY_SECS", "60"))
 ONLY = os.environ.get("ONLY", "")
-SHARED = Path(os.environ.get("SHARED", ROOT.parent / "shared" / "bench"))
 PORT = 8901
 PASSWORD = "benchmark password"
 FILL_USERS = """INSERT INTO users (email, hashed_password, is_active)
     SELECT 'u' || g || '@example.com', $1, true FROM generate_series(1, 10000) g"""
 FILL_ITEMS = """INSERT INTO items (title, description, owner_id)
     SELECT 'item ' || g, 'desc ' || g, 1 + (g % 10000) FROM generate_series(1, 50000) g"""
-# The reference apps of ../shared/bench, by the module that serves them.
+# The reference apps beside this script, by the module that serves them.
 BASELINES = {
     "seed": "seed_sync_app",
     "limit": "limit_app",
@@ -205,18 +205,16 @@ def median(loads: list[Load]) -> Load:
     return Load(*(statistics.median(getattr(x, f) for x in loads) for f in Load.__annotations__))
 
 
-def build(baselines: list[str]) -> None:
+def build() -> None:
     """bench_app through the project's migrations; bench_seed through the seed's create_all."""
     asyncio.run(create_databases())
     env = {**os.environ, "DATABASE_URL": dsn("bench_app", "asyncpg")}
     migrate = [sys.executable, "-c", "from app.cli import main; main(['migrate'])"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
-    if "seed" in baselines:  # the seed builds its own schema when imported
-        env = {**os.environ, "DATABASE_URL": dsn("bench_seed", "psycopg2")}
-        subprocess.run(
-            [sys.executable, "-c", "import seed_sync_app"], cwd=SHARED, env=env, check=True
-        )
-    asyncio.run(fill("seed" in baselines))
+    # The seed builds its own schema when imported.
+    env = {**os.environ, "DATABASE_URL": dsn("bench_seed", "psycopg2")}
+    subprocess.run([sys.executable, "-c", "import seed_sync_app"], cwd=HERE, env=env, check=True)
+    asyncio.run(fill())
 
 
 async def create_databases() -> None:
@@ -227,7 +225,7 @@ async def create_databases() -> None:
     await admin.close()
 
 
-async def fill(seed: bool) -> None:
+async def fill() -> None:
     from pwdlib import PasswordHash
 
     db = await asyncpg.connect(dsn("bench_app"))
@@ -236,12 +234,13 @@ async def fill(seed: bool) -> None:
     await db.execute(FILL_ITEMS)
     await db.execute("UPDATE users SET is_superuser = true WHERE id = 1; ANALYZE")
     await db.close()
-    if seed:
-        db = await asyncpg.connect(dsn("bench_seed"))
-        await db.execute(FILL_USERS, "x")
-        await db.execute(FILL_ITEMS)
-        await db.execute("CREATE INDEX ix_seed_items_owner ON items (owner_id); ANALYZE")
-        await db.close()
+    db = await asyncpg.connect(dsn("bench_seed"))
+    await db.execute(FILL_USERS, "x")
+    await db.execute(FILL_ITEMS)
+    # The tutorial's schema has no index on items.owner_id; its GET /users/{id} would
+    # scan every item without one, which would measure the schema, not the app.
+    await db.execute("CREATE INDEX ix_seed_items_owner ON items (owner_id); ANALYZE")
+    await db.close()
 
 
 async def forget_writes(database: str) -> None:
@@ -281,7 +280,7 @@ def serving(app: str) -> Iterator[int]:
             str(PORT),
             f"{BASELINES[app]}:app",
         ]
-        cwd = SHARED
+        cwd = HERE
         env = {"DATABASE_URL": dsn("bench_seed", "psycopg2"), "PG_DSN": dsn("bench_app")}
     # The server's output goes to a file, not a pipe: a full pipe would block it. The
     # access lines are written all the same: their cost is part of the figures.
@@ -378,7 +377,7 @@ def memory(pid: int) -> tuple[float, float, float]:
     return first, last, samples[-1][1]
 
 
-def measure(baselines: list[str]) -> dict[tuple[str, str], Load]:
+def measure() -> dict[tuple[str, str], Load]:
     """Every scenario on every app that takes part, ROUNDS times, rounds interleaved;
     every measurement on a freshly started server. Medians by (route, app)."""
     rows: dict[tuple[str, str], list[Load]] = {}
@@ -386,8 +385,6 @@ def measure(baselines: list[str]) -> dict[tuple[str, str], Load]:
         for scenario in SCENARIOS:
             for app in scenario.apps:
                 if ONLY not in scenario.route:
-                    continue
-                if app not in PROJECT and app not in baselines:
                     continue
                 with serving(app):
                     env = dict(scenario.env)
@@ -439,13 +436,12 @@ def report(rows: dict[tuple[str, str], Load]) -> None:
 def main() -> None:
     if subprocess.run(["sh", "-c", "command -v wrk"], capture_output=True).returncode:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
-    baselines = [name for name, module in BASELINES.items() if (SHARED / f"{module}.py").exists()]
+    if importlib.util.find_spec("psycopg2") is None:
+        raise SystemExit("bench/seed_sync_app.py needs psycopg2: `make bench` installs it")
     machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(
-        f"{machine}; baselines: {', '.join(baselines) or 'none'}; {ROUNDS} x {SECS} s", flush=True
-    )
-    build(baselines)
-    rows = measure(baselines)
+    print(f"{machine}; {ROUNDS} x {SECS} s", flush=True)
+    build()
+    rows = measure()
     if not MEMORY_SECS:
         report(rows)
         return
