@@ -403,7 +403,7 @@ def report(rows: dict[tuple[str, str], Load]) -> None:
         return f"{value / getattr(base, attribute):.2f}" if base else ""
 
     print(
-        f"\n{'route (64 conns)':<22}{'app':<12}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+        f"\n{'route (64 conns)':<24}{'app':<12}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'/seed':>7}{'/ceil':>7}{'p99/ceil':>9}  target"
     )
     for scenario in SCENARIOS:
@@ -422,7 +422,7 @@ def report(rows: dict[tuple[str, str], Load]) -> None:
             if load.refused:
                 target += f" ({load.refused:.0f} x 412: races lost)"
             print(
-                f"{scenario.route:<22}{app:<12}{load.rps:>8.0f}{load.p50_ms:>8.1f}"
+                f"{scenario.route:<24}{app:<12}{load.rps:>8.0f}{load.p50_ms:>8.1f}"
                 f"{load.p99_ms:>8.1f}{vs_seed:>7}{vs_ceiling:>7}{p99_vs:>9}  {target}"
             )
     on, off, two = (rows.get((USERS, app)) for app in ("project", "quiet", "2 workers"))
