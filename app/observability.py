@@ -74,6 +74,11 @@ def logging_config(settings: Settings, stream: str = "ext://sys.stderr") -> dict
             # uvicorn's access lines are replaced by the app's (route, request id, user).
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
             "sqlalchemy": {"handlers": [], "propagate": True},
+            # The pools' INFO lines ("Pool disposed", "Pool recreating", at every exit)
+            # tell an operator nothing; their warnings do. SQLAlchemy names a pool's
+            # logger after its class: ours is app.db.FairQueuePool.
+            "sqlalchemy.pool": {"level": "WARNING"},
+            "app.db.FairQueuePool": {"level": "WARNING"},
         },
     }
 
