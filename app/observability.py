@@ -12,6 +12,7 @@ import logging.config
 import os
 import random
 import re
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -257,7 +258,9 @@ class AccessRecord(logging.LogRecord):
         "thread": None,
         "threadName": None,
         "processName": None,
-        "taskName": None,
+        # Records name their asyncio task from Python 3.12 on; before, a record has no
+        # such field, and the console format would show it as an extra (taskName=None).
+        **({"taskName": None} if sys.version_info >= (3, 12) else {}),
     }
 
     def __init__(

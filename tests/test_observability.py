@@ -113,6 +113,19 @@ def test_json_logs_access_lines_and_no_secrets(tmp_path: Path) -> None:
         assert secret not in output, secret
 
 
+def test_console_lines_name_only_what_is_there(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    migrate(database_url)
+    env = production_env(database_url, LOG_FORMAT="console", LOG_LEVEL="INFO")
+    with serving(env, tmp_path) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/users/1").status_code == 404
+        server.stop()
+    access = [line for line in server.output().splitlines() if "[app.access]" in line]
+    assert len(access) == 1
+    assert "route=/users/{user_id} status=404" in access[0]
+    assert "taskName" not in server.output()
+
+
 async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> None:
     owner = await new_account(client)
     for user_id in (owner.id, owner.id, 987654):
