@@ -113,6 +113,25 @@ def test_json_logs_access_lines_and_no_secrets(tmp_path: Path) -> None:
         assert secret not in output, secret
 
 
+def test_db_echo_logs_statements_as_json_lines(database: Database, tmp_path: Path) -> None:
+    pgbouncer = {"DB_PGBOUNCER": "true"} if database.backend == "pgbouncer" else {}
+    env = production_env(database.url, DB_ECHO="true", LOG_FORMAT="json", **pgbouncer)
+    email = unique_email()
+    with serving(env, tmp_path) as server, httpx.Client(base_url=server.url) as client:
+        user = client.post("/users/", json={"email": email, "password": PASSWORD}).json()
+        assert client.get(f"/users/{user['id']}").status_code == 200
+        server.stop()
+    output = server.output()
+    lines = _json_lines(output)  # every line: statements are not printed beside the log
+    statements = [line for line in lines if line["logger"] == "sqlalchemy.engine.Engine"]
+    events = [line["event"] for line in statements]
+    assert any(event.startswith("INSERT INTO users") for event in events), events
+    assert any(event.startswith("SELECT users.email") for event in events), events
+    assert all(line["request_id"] for line in statements if "INSERT INTO users" in line["event"])
+    for secret in (email, PASSWORD, "$argon2"):  # the parameters stay out
+        assert secret not in output, secret
+
+
 def test_console_lines_name_only_what_is_there(tmp_path: Path) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     migrate(database_url)
