@@ -120,6 +120,7 @@ async def update_item(
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content type
     responses=errors(*CHANGE_ERRORS, limited=True),
 )
 async def delete_item(

@@ -122,6 +122,7 @@ async def update_me(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content type
     responses=errors(401, (404, "Account deleted meanwhile"), 412, 428, limited=True),
 )
 async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
