@@ -5,14 +5,16 @@
     app check
     app create-superuser EMAIL
     app deactivate-user EMAIL
+    app activate-user EMAIL
     app purge-idempotency-keys
 
 Every command reads the same settings as the service (environment variables and
 .env). create-superuser creates the account as a superuser, or makes an existing
 account one (its password is then left as it is); the password is asked for on
 the terminal, or read from the first line of standard input when that is not a
-terminal. deactivate-user deactivates an account and revokes its tokens: they stay
-revoked if the account is made active again.
+terminal. deactivate-user deactivates an account and revokes its tokens;
+activate-user makes it active again, and its old tokens stay revoked: it logs in
+anew.
 """
 
 import argparse
@@ -141,6 +143,20 @@ async def deactivate_user(settings: Settings, email: str) -> str:
         return f"{email} (id {user.id}) is deactivated; its tokens are revoked"
 
 
+async def activate_user(settings: Settings, email: str) -> str:
+    async with _sessions(settings) as sessions, sessions.transaction() as tx:
+        users = UserRepository(tx)
+        user = await users.get_by_email(email)
+        if user is None:
+            raise SystemExit(f"no account has the email {email}")
+        if user.is_active:
+            return f"{email} (id {user.id}) is active already"
+        # The token version stays: tokens revoked by the deactivation stay revoked.
+        user.is_active = True
+        await users.save(user)
+        return f"{email} (id {user.id}) is active again; it logs in anew for a token"
+
+
 async def purge_idempotency_keys(settings: Settings) -> str:
     """Expired Idempotency-Key records, and log-in failure counts whose window ended."""
     now = datetime.now(UTC)
@@ -165,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, description in (
         ("create-superuser", "create or promote a superuser"),
         ("deactivate-user", "deactivate an account and revoke its tokens"),
+        ("activate-user", "make a deactivated account active (its old tokens stay revoked)"),
     ):
         commands.add_parser(name, help=description).add_argument("email")
     commands.add_parser(
@@ -201,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
             case "deactivate-user":
                 email = TypeAdapter(Email).validate_python(args.email)
                 _run(lambda: deactivate_user(settings, email))
+            case "activate-user":
+                email = TypeAdapter(Email).validate_python(args.email)
+                _run(lambda: activate_user(settings, email))
             case "purge-idempotency-keys":
                 _run(lambda: purge_idempotency_keys(settings))
     except ValidationError as error:
