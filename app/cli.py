@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -33,9 +34,11 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import exc as sa_exc
 
 from app.api.health import MIGRATIONS, Readiness
 from app.db import Sessions, create_engine, create_health_engine
+from app.errors import describe
 from app.observability import configure_logging, logging_config
 from app.repositories import IdempotencyKeyRepository, LoginFailureRepository, UserRepository
 from app.schemas import Email, Password
@@ -90,7 +93,7 @@ async def check(settings: Settings) -> str:
     """Raises SystemExit with the reason when the service could not serve."""
     readiness = Readiness(create_health_engine(settings), settings.health_timeout)
     try:
-        problem = await readiness.problem()
+        problem = await readiness.diagnosis()
     finally:
         await readiness.close()
     if problem is not None:
@@ -195,6 +198,22 @@ def _run(action: Callable[[], Coroutine[Any, Any, str]]) -> None:
     print(asyncio.run(action()))
 
 
+# What a database that is missing, unreachable, or refusing the command raises: the
+# driver's errors, the pool's timeout, and socket errors (a refused connection).
+DATABASE_FAILURES = (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError)
+
+
+def _closed_loop_is_no_failure(args: threading.ExceptHookArgs) -> None:
+    # When a SQLite file cannot be opened, aiosqlite stops its worker thread without
+    # waiting for it; the thread then hands the outcome of closing to the command's
+    # event loop, which may have ended: "Event loop is closed" (aiosqlite 0.22; see
+    # omnilib/aiosqlite#389). The connection is closed all the same, and the command
+    # has said what failed, in one line.
+    if args.exc_type is RuntimeError and str(args.exc_value) == "Event loop is closed":
+        return
+    threading.__excepthook__(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
@@ -202,12 +221,12 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as error:
         raise SystemExit(f"invalid settings: {_first_problem(error)}") from None
     configure_logging(settings, stream=sys.stderr)
+    if args.command == "serve":
+        serve(settings, args.host or settings.host, args.port or settings.port, args.workers)
+        return
+    threading.excepthook = _closed_loop_is_no_failure
     try:
         match args.command:
-            case "serve":
-                serve(
-                    settings, args.host or settings.host, args.port or settings.port, args.workers
-                )
             case "migrate":
                 migrate(settings, args.sql)
             case "check":
@@ -225,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
                 _run(lambda: purge_idempotency_keys(settings))
     except ValidationError as error:
         raise SystemExit(f"invalid input: {_first_problem(error)}") from None
+    except DATABASE_FAILURES as error:
+        # For the operator, one line: what the driver or the network said.
+        raise SystemExit(f"{args.command}: database error: {describe(error)}") from None
 
 
 def _first_problem(error: ValidationError) -> str:
