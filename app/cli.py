@@ -5,20 +5,23 @@
     app check
     app create-superuser EMAIL
     app deactivate-user EMAIL
+    app activate-user EMAIL
     app purge-idempotency-keys
 
 Every command reads the same settings as the service (environment variables and
 .env). create-superuser creates the account as a superuser, or makes an existing
 account one (its password is then left as it is); the password is asked for on
 the terminal, or read from the first line of standard input when that is not a
-terminal. deactivate-user deactivates an account and revokes its tokens: they stay
-revoked if the account is made active again.
+terminal. deactivate-user deactivates an account and revokes its tokens;
+activate-user makes it active again, and its old tokens stay revoked: it logs in
+anew.
 """
 
 import argparse
 import asyncio
 import getpass
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -27,9 +30,11 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import exc as sa_exc
 
 from app.api.health import MIGRATIONS, Readiness
 from app.db import Sessions, create_engine, create_health_engine
+from app.errors import describe
 from app.observability import configure_logging
 from app.repositories import IdempotencyKeyRepository, LoginFailureRepository, UserRepository
 from app.schemas import Email, Password
@@ -55,7 +60,7 @@ async def check(settings: Settings) -> str:
     """Raises SystemExit with the reason when the service could not serve."""
     readiness = Readiness(create_health_engine(settings), settings.health_timeout)
     try:
-        problem = await readiness.problem()
+        problem = await readiness.diagnosis()
     finally:
         await readiness.close()
     if problem is not None:
@@ -108,6 +113,20 @@ async def deactivate_user(settings: Settings, email: str) -> str:
         return f"{email} (id {user.id}) is deactivated; its tokens are revoked"
 
 
+async def activate_user(settings: Settings, email: str) -> str:
+    async with _sessions(settings) as sessions, sessions.transaction() as tx:
+        users = UserRepository(tx)
+        user = await users.get_by_email(email)
+        if user is None:
+            raise SystemExit(f"no account has the email {email}")
+        if user.is_active:
+            return f"{email} (id {user.id}) is active already"
+        # The token version stays: tokens revoked by the deactivation stay revoked.
+        user.is_active = True
+        await users.save(user)
+        return f"{email} (id {user.id}) is active again; it logs in anew for a token"
+
+
 async def purge_idempotency_keys(settings: Settings) -> str:
     """Expired Idempotency-Key records, and log-in failure counts whose window ended."""
     now = datetime.now(UTC)
@@ -132,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, description in (
         ("create-superuser", "create or promote a superuser"),
         ("deactivate-user", "deactivate an account and revoke its tokens"),
+        ("activate-user", "make a deactivated account active (its old tokens stay revoked)"),
     ):
         commands.add_parser(name, help=description).add_argument("email")
     commands.add_parser(
@@ -145,6 +165,22 @@ def _run(action: Callable[[], Coroutine[Any, Any, str]]) -> None:
     print(asyncio.run(action()))
 
 
+# What a database that is missing, unreachable, or refusing the command raises: the
+# driver's errors, the pool's timeout, and socket errors (a refused connection).
+DATABASE_FAILURES = (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError)
+
+
+def _closed_loop_is_no_failure(args: threading.ExceptHookArgs) -> None:
+    # When a SQLite file cannot be opened, aiosqlite stops its worker thread without
+    # waiting for it; the thread then hands the outcome of closing to the command's
+    # event loop, which may have ended: "Event loop is closed" (aiosqlite 0.22; see
+    # omnilib/aiosqlite#389). The connection is closed all the same, and the command
+    # has said what failed, in one line.
+    if args.exc_type is RuntimeError and str(args.exc_value) == "Event loop is closed":
+        return
+    threading.__excepthook__(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
@@ -152,12 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as error:
         raise SystemExit(f"invalid settings: {_first_problem(error)}") from None
     configure_logging(settings, stream=sys.stderr)
+    if args.command == "serve":
+        serve(settings, args.host or settings.host, args.port or settings.port, args.workers)
+        return
+    threading.excepthook = _closed_loop_is_no_failure
     try:
         match args.command:
-            case "serve":
-                serve(
-                    settings, args.host or settings.host, args.port or settings.port, args.workers
-                )
             case "migrate":
                 migrate(settings, args.sql)
             case "check":
@@ -168,10 +204,16 @@ def main(argv: list[str] | None = None) -> None:
             case "deactivate-user":
                 email = TypeAdapter(Email).validate_python(args.email)
                 _run(lambda: deactivate_user(settings, email))
+            case "activate-user":
+                email = TypeAdapter(Email).validate_python(args.email)
+                _run(lambda: activate_user(settings, email))
             case "purge-idempotency-keys":
                 _run(lambda: purge_idempotency_keys(settings))
     except ValidationError as error:
         raise SystemExit(f"invalid input: {_first_problem(error)}") from None
+    except DATABASE_FAILURES as error:
+        # For the operator, one line: what the driver or the network said.
+        raise SystemExit(f"{args.command}: database error: {describe(error)}") from None
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -59,8 +59,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     password hashes and emails), and neither do the rows read.
     """
     url = settings.engine_url
+    # No `echo`: it would print statements to stdout beside the log. DB_ECHO turns
+    # SQLAlchemy's engine logger up instead (app.observability.logging_config).
     options: dict[str, Any] = {
-        "echo": settings.db_echo,
         "isolation_level": "AUTOCOMMIT",
         "hide_parameters": True,
     }

@@ -82,6 +82,19 @@ class PreconditionFailed(DomainError):
     status_code = 412
     detail = "The resource has changed since the ETag in If-Match; nothing was saved"
 
+    def __init__(self, current_etag: str) -> None:
+        super().__init__()
+        # Where the resource is now: a client may retry its change against it.
+        self.headers = {"ETag": current_etag}
+
+
+class MalformedIfMatch(DomainError):
+    status_code = 400
+    detail = (
+        "If-Match must be * or ETags as the ETag header gives them, in double quotes "
+        '(e.g. "2"); nothing was saved'
+    )
+
 
 class PreconditionRequired(DomainError):
     status_code = 428

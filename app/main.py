@@ -91,13 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "health", "description": "Liveness, and readiness to serve."},
         ],
     )
-    app.add_middleware(LimitRequestBodies, max_body_size=settings.max_body_size)
+    # The busiest routes first: matched in order.
+    routers = (users.router, items.router, auth.router, health.router)
+    api_routes = [route for router in routers for route in router.routes]
+    app.add_middleware(LimitRequestBodies, max_body_size=settings.max_body_size, routes=api_routes)
     app.add_middleware(AnswerCancelledRequests)
     # Added last, so outermost: even a 413 or a 503 at shutdown carries its request id.
     app.add_middleware(Observe, access_log=settings.access_log, metrics=metrics)
-    # The busiest routes first: matched in order.
-    routers = (users.router, items.router, auth.router, health.router)
-    install_error_handlers(app, [route for router in routers for route in router.routes])
+    install_error_handlers(app, api_routes)
     for router in routers:
         app.include_router(router)
     if metrics is not None:

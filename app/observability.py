@@ -12,6 +12,7 @@ import logging.config
 import os
 import random
 import re
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,23 @@ def logging_config(settings: Settings, stream: str = "ext://sys.stderr") -> dict
     JSON (one object a line) or console lines, each with the request id of the
     request that logged it. A dictConfig: uvicorn applies it in each worker.
     """
+    loggers: dict[str, Any] = {
+        # Their lines go to the root's handler, and nowhere else.
+        "uvicorn": {"handlers": [], "propagate": True},
+        "uvicorn.error": {"handlers": [], "propagate": True},
+        # uvicorn's access lines are replaced by the app's (route, request id, user).
+        "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+        "sqlalchemy": {"handlers": [], "propagate": True},
+        # The pools' INFO lines ("Pool disposed", "Pool recreating", at every exit)
+        # tell an operator nothing; their warnings do. SQLAlchemy names a pool's
+        # logger after its class: ours is app.db.FairQueuePool.
+        "sqlalchemy.pool": {"level": "WARNING"},
+        "app.db.FairQueuePool": {"level": "WARNING"},
+    }
+    if settings.db_echo:
+        # Every statement, at INFO, whatever LOG_LEVEL says: SQLAlchemy's `echo`,
+        # through the app's handler. Parameters and rows stay out (app.db).
+        loggers["sqlalchemy.engine"] = {"level": "INFO"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -67,14 +85,7 @@ def logging_config(settings: Settings, stream: str = "ext://sys.stderr") -> dict
             },
         },
         "root": {"handlers": ["out"], "level": settings.log_level},
-        "loggers": {
-            # Their lines go to the root's handler, and nowhere else.
-            "uvicorn": {"handlers": [], "propagate": True},
-            "uvicorn.error": {"handlers": [], "propagate": True},
-            # uvicorn's access lines are replaced by the app's (route, request id, user).
-            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
-            "sqlalchemy": {"handlers": [], "propagate": True},
-        },
+        "loggers": loggers,
     }
 
 
@@ -252,7 +263,9 @@ class AccessRecord(logging.LogRecord):
         "thread": None,
         "threadName": None,
         "processName": None,
-        "taskName": None,
+        # Records name their asyncio task from Python 3.12 on; before, a record has no
+        # such field, and the console format would show it as an extra (taskName=None).
+        **({"taskName": None} if sys.version_info >= (3, 12) else {}),
     }
 
     def __init__(

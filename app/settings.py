@@ -2,13 +2,21 @@
 
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 # Good enough for a laptop, refused in production (see Settings._secret_key_fits).
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_KEY_LENGTH = 32
+# The scheme DATABASE_URL needs for each backend: its asyncio driver.
+ASYNC_SCHEMES = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",  # the older name some hosting services give
+    "sqlite": "sqlite+aiosqlite",
+}
 
 
 class Settings(BaseSettings):
@@ -146,6 +154,35 @@ class Settings(BaseSettings):
     @property
     def uses_development_secret_key(self) -> bool:
         return self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, database_url: str) -> str:
+        # Anything else fails only when the first connection is made, as a traceback.
+        # The messages name the URL's scheme at most, never the rest (a password).
+        try:
+            scheme = make_url(database_url).drivername
+        except ArgumentError:
+            raise PydanticCustomError(
+                "database_url",
+                "not a database URL: use postgresql+asyncpg://user@host:5432/db "
+                "or sqlite+aiosqlite:///path/to/app.db",
+            ) from None
+        expected = ASYNC_SCHEMES.get(scheme.partition("+")[0])
+        if expected is None:
+            raise PydanticCustomError(
+                "database_url",
+                "{scheme}:// is not supported: use postgresql+asyncpg:// (PostgreSQL) "
+                "or sqlite+aiosqlite:// (SQLite)",
+                {"scheme": scheme},
+            )
+        if scheme != expected:
+            raise PydanticCustomError(
+                "database_url",
+                "the service needs an async driver: use {expected}://, not {scheme}://",
+                {"scheme": scheme, "expected": expected},
+            )
+        return database_url
 
     @model_validator(mode="after")
     def _command_timeout_outlasts_statements(self) -> Self:

@@ -1,5 +1,6 @@
-"""The service as production runs it: `app serve` in a process of its own."""
+"""The service as production runs it: `app serve` in a process of its own, and its other verbs."""
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -92,3 +93,28 @@ def serving(
     finally:
         if process.poll() is None:
             server.stop()
+
+
+@dataclass
+class Finished:
+    """What a command printed, and how it exited."""
+
+    status: int
+    out: str
+    err: str
+
+
+async def app_command(env: dict[str, str], *args: str, stdin: bytes = b"") -> Finished:
+    """`app ARGS` (the console script an operator runs), to its end."""
+    process = await asyncio.create_subprocess_exec(
+        APP,
+        *args,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=START_TIMEOUT)
+    assert process.returncode is not None
+    return Finished(process.returncode, out.decode(), err.decode())

@@ -99,6 +99,8 @@ async def test_deleting_an_account_deletes_its_items_and_its_tokens(
     response = await client.delete("/users/me", headers=me.headers)
     assert response.status_code == 204
     assert response.content == b""
+    assert "content-type" not in response.headers  # no content: no type either
+    assert "content-length" not in response.headers
 
     assert await database.scalar("SELECT count(*) FROM items") == 1
     assert (await client.get("/items/")).json() == [kept]

@@ -53,6 +53,7 @@ async def test_a_stale_if_match_is_412_and_changes_nothing(
         )
         assert response.status_code == 412, method
         assert "nothing was saved" in response.json()["detail"]
+        assert response.headers["etag"] == '"2"'  # where it is now
     assert (await client.get(url)).json()["title"] == "v2"
 
     current = (await client.get(url)).headers["etag"]
@@ -75,6 +76,7 @@ async def test_a_stale_if_match_is_412_and_changes_nothing(
     stale_delete = await client.delete("/users/me", headers={**owner.headers, "If-Match": me})
     assert stale_delete.status_code == 412
     current = (await client.get("/users/me", headers=owner.headers)).headers["etag"]
+    assert stale.headers["etag"] == stale_delete.headers["etag"] == current
     changed = await client.patch(
         "/users/me",
         json={"email": "x@example.com"},
@@ -125,3 +127,56 @@ async def test_if_match_can_be_required(database: Database) -> None:
             url, json={"title": "x"}, headers={**owner.headers, "If-Match": etag}
         )
         assert response.status_code == 200
+
+
+# Not `*` nor a list of quoted entity tags (RFC 9110).
+MALFORMED = ("1", "1, 2", '"1', '"1" x', "W/1", '"1";', "", " ", ",", "**", '* , "1"')
+
+
+async def test_a_malformed_if_match_is_400_and_changes_nothing(
+    client: AsyncClient, database: Database
+) -> None:
+    owner = await new_account(client)
+    item = await create_item(client, owner, "Lamp")
+    url = f"/items/{item['id']}"
+    for value in MALFORMED:
+        for method, path, body in (
+            ("PATCH", url, {"title": "changed"}),
+            ("DELETE", url, None),
+            ("PATCH", "/users/me", {"email": "changed@example.com"}),
+            ("DELETE", "/users/me", None),
+        ):
+            headers = {**owner.headers, "If-Match": value}
+            response = await client.request(method, path, json=body, headers=headers)
+            assert response.status_code == 400, (value, method, path)
+            assert "double quotes" in response.json()["detail"]
+    assert (await client.get(url)).json() == item
+    assert (await client.get("/users/me", headers=owner.headers)).json()["email"] == owner.email
+    assert await database.scalar("SELECT count(*) FROM items") == 1
+
+
+async def test_well_formed_lists_of_entity_tags_are_understood(client: AsyncClient) -> None:
+    owner = await new_account(client)
+    # Empty list elements, spaces and tabs, a comma inside a tag, a weak tag beside.
+    for value in (' , "x,y" ,, "1" ', '\t"1"\t', 'W/"1", "1"'):
+        item = await create_item(client, owner, "Lamp")
+        url = f"/items/{item['id']}"
+        assert (await client.get(url, headers={"If-None-Match": value})).status_code == 304, value
+        headers = {**owner.headers, "If-Match": value}
+        response = await client.patch(url, json={"title": "Desk lamp"}, headers=headers)
+        assert response.status_code == 200, value
+    headers = {**owner.headers, "If-Match": 'W/"2"'}
+    weak = await client.patch(url, json={"title": "x"}, headers=headers)
+    assert weak.status_code == 412  # If-Match compares strongly: a weak tag never matches
+
+
+async def test_a_malformed_if_none_match_is_ignored(client: AsyncClient) -> None:
+    owner = await new_account(client)
+    item = await create_item(client, owner, "Lamp")
+    url = f"/items/{item['id']}"
+    assert (await client.get(url, headers={"If-None-Match": '"1"'})).status_code == 304
+    for value in ('"1", 1', "1", '"1" x', ""):
+        response = await client.get(url, headers={"If-None-Match": value})
+        assert response.status_code == 200, value  # answered in full, as without it
+        assert response.json() == item
+        assert response.headers["etag"] == '"1"'

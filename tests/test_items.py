@@ -174,6 +174,8 @@ async def test_owner_deletes_an_item(client: AsyncClient) -> None:
     response = await client.delete(f"/items/{item['id']}", headers=owner.headers)
     assert response.status_code == 204
     assert response.content == b""
+    assert "content-type" not in response.headers  # no content: no type either
+    assert "content-length" not in response.headers
     assert (await client.get(f"/items/{item['id']}")).status_code == 404
     assert (await client.get("/items/")).json() == [keep]
     again = await client.delete(f"/items/{item['id']}", headers=owner.headers)

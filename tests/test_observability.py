@@ -7,16 +7,18 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from httpx import AsyncClient
 
 from app.main import create_app
 from app.observability import AccessRecord
 from tests.databases import Database, make_settings, migrate, serve
-from tests.helpers import PASSWORD, new_account, unique_email
+from tests.helpers import PASSWORD, create_item, new_account, unique_email
 from tests.servers import production_env, serving
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -113,6 +115,38 @@ def test_json_logs_access_lines_and_no_secrets(tmp_path: Path) -> None:
         assert secret not in output, secret
 
 
+def test_db_echo_logs_statements_as_json_lines(database: Database, tmp_path: Path) -> None:
+    pgbouncer = {"DB_PGBOUNCER": "true"} if database.backend == "pgbouncer" else {}
+    env = production_env(database.url, DB_ECHO="true", LOG_FORMAT="json", **pgbouncer)
+    email = unique_email()
+    with serving(env, tmp_path) as server, httpx.Client(base_url=server.url) as client:
+        user = client.post("/users/", json={"email": email, "password": PASSWORD}).json()
+        assert client.get(f"/users/{user['id']}").status_code == 200
+        server.stop()
+    output = server.output()
+    lines = _json_lines(output)  # every line: statements are not printed beside the log
+    statements = [line for line in lines if line["logger"] == "sqlalchemy.engine.Engine"]
+    events = [line["event"] for line in statements]
+    assert any(event.startswith("INSERT INTO users") for event in events), events
+    assert any(event.startswith("SELECT users.email") for event in events), events
+    assert all(line["request_id"] for line in statements if "INSERT INTO users" in line["event"])
+    for secret in (email, PASSWORD, "$argon2"):  # the parameters stay out
+        assert secret not in output, secret
+
+
+def test_console_lines_name_only_what_is_there(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    migrate(database_url)
+    env = production_env(database_url, LOG_FORMAT="console", LOG_LEVEL="INFO")
+    with serving(env, tmp_path) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/users/1").status_code == 404
+        server.stop()
+    access = [line for line in server.output().splitlines() if "[app.access]" in line]
+    assert len(access) == 1
+    assert "route=/users/{user_id} status=404" in access[0]
+    assert "taskName" not in server.output()
+
+
 async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> None:
     owner = await new_account(client)
     for user_id in (owner.id, owner.id, 987654):
@@ -136,6 +170,42 @@ async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> 
         assert gauge in samples, gauge
     assert samples["db_pool_checked_out"] == 0
     assert samples["http_requests_in_flight"] == 1  # the scrape itself
+
+
+async def test_a_413_is_logged_and_counted_for_the_route_it_was_for(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.access")
+    owner = await new_account(client)
+    item = await create_item(client, owner)
+    large = b"x" * 70_000
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: counted as read
+        for _ in range(7):
+            yield b"x" * 10_000
+
+    responses = [
+        await client.post("/items/", content=large, headers=owner.headers),
+        await client.request("DELETE", f"/items/{item['id']}", content=large),
+        await client.request("PUT", f"/items/{item['id']}", content=large),  # not a method of it
+        await client.post("/nowhere", content=large),
+        await client.post("/users/", content=streamed()),
+    ]
+    assert [r.status_code for r in responses] == [413] * 5
+    expected = [
+        ("POST", "/items/"),
+        ("DELETE", "/items/{item_id}"),
+        ("PUT", "/items/{item_id}"),
+        ("POST", "unmatched"),
+        ("POST", "/users/"),
+    ]
+    access = [vars(record) for record in caplog.records if record.name == "app.access"]
+    logged = [(line["method"], line["route"]) for line in access if line["status"] == 413]
+    assert logged == expected
+    samples = _samples((await client.get("/metrics")).text)
+    for method, route in expected:
+        key = f'http_requests_total{{method="{method}",route="{route}",status="413"}}'
+        assert samples[key] == 1
 
 
 async def test_the_pool_and_hashing_queue_show_while_busy(database: Database) -> None:

@@ -1,12 +1,10 @@
 """Tokens die with the password they were issued under, and with the account's activity."""
 
-import asyncio
-import sys
-
 from httpx import AsyncClient
 
-from tests.databases import PROJECT_ROOT, Database
+from tests.databases import Database
 from tests.helpers import PASSWORD, log_in, new_account
+from tests.servers import app_command
 
 
 async def test_a_password_change_revokes_older_tokens(client: AsyncClient) -> None:
@@ -40,18 +38,27 @@ async def test_deactivation_revokes_tokens_for_good(
     client: AsyncClient, database: Database
 ) -> None:
     me = await new_account(client)
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "app.cli", "deactivate-user", me.email),
-        cwd=PROJECT_ROOT,
-        env=database.environment(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    assert "deactivated" in out.decode()
+    env = database.environment()
+    deactivated = await app_command(env, "deactivate-user", me.email)
+    assert deactivated.status == 0, deactivated.err
+    assert "deactivated" in deactivated.out
     assert (await client.get("/users/me", headers=me.headers)).status_code == 401
-    # Made active again, the account needs a new log-in: the old token stays dead.
-    await database.execute("UPDATE users SET is_active = true WHERE id = :id", id=me.id)
+    refused = await client.post("/auth/token", data={"username": me.email, "password": PASSWORD})
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "Inactive user"}
+
+    # Made active again, the account logs in anew: the old token stays dead.
+    activated = await app_command(env, "activate-user", me.email.upper())
+    assert activated.status == 0, activated.err
+    assert f"{me.email} (id {me.id}) is active again" in activated.out
     assert (await client.get("/users/me", headers=me.headers)).status_code == 401
-    assert (await client.get("/users/me", headers=await log_in(client, me.email))).is_success
+    fresh = await log_in(client, me.email)
+    assert (await client.get("/users/me", headers=fresh)).json()["is_active"] is True
+    again = await app_command(env, "activate-user", me.email)
+    assert again.status == 0, again.err
+    assert "active already" in again.out
+    assert (await client.get("/users/me", headers=fresh)).status_code == 200  # untouched
+
+    unknown = await app_command(env, "activate-user", "nobody@example.com")
+    assert unknown.status != 0
+    assert unknown.err.strip() == "no account has the email nobody@example.com"

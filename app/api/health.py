@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.responses import errors
+from app.errors import describe
 from app.services import services
 
 router = APIRouter(tags=["health"])
@@ -46,7 +47,21 @@ class Readiness:
         self._head = schema_head()
 
     async def problem(self) -> str | None:
-        """Why the service is not ready to serve, or None."""
+        """Why the service is not ready to serve, or None. For any client: the
+        database's own words are not in it (the log names the error's class)."""
+        problem, error = await self._check()
+        if error is not None:
+            log.warning("readiness check failed: %s", type(error).__name__)
+        return problem
+
+    async def diagnosis(self) -> str | None:
+        """problem(), with what the database or the network said, for the operator
+        (`app check`); nothing is logged."""
+        problem, error = await self._check()
+        return f"{problem}: {describe(error)}" if error is not None else problem
+
+    async def _check(self) -> tuple[str | None, Exception | None]:
+        """The problem, and the error behind it when the database could not be asked."""
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._engine.connect() as connection:
@@ -55,15 +70,17 @@ class Readiness:
                     )
                     current = result.scalar()
         except TimeoutError:
-            return f"the database did not answer within {self._timeout:g} s"
+            return f"the database did not answer within {self._timeout:g} s", None
         except (SQLAlchemyError, OSError) as error:
             if _no_schema(error):
-                return "the database has no schema yet: run the migrations (app migrate)"
-            log.warning("readiness check failed: %s", type(error).__name__)
-            return "the database is unreachable or refused the check"
+                return "the database has no schema yet: run the migrations (app migrate)", None
+            return "the database is unreachable or refused the check", error
         if current != self._head:
-            return f"the schema is at revision {current}, not {self._head}: run the migrations"
-        return None
+            return (
+                f"the schema is at revision {current}, not {self._head}: run the migrations",
+                None,
+            )
+        return None, None
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -14,7 +14,14 @@ from app.api.deps import (
     ReadSession,
     SingleWrite,
 )
-from app.api.responses import NOT_MODIFIED, created, errors, link, view_response
+from app.api.responses import (
+    MALFORMED_IF_MATCH,
+    NOT_MODIFIED,
+    created,
+    errors,
+    link,
+    view_response,
+)
 from app.db import ReadSession as Reads
 from app.errors import Conflict, DomainError, ItemNotFound, PreconditionFailed
 from app.idempotency import IdempotentWrite as IdempotentWriteSession
@@ -26,7 +33,7 @@ router = APIRouter(prefix="/items", tags=["items"], responses=errors(503))
 
 ITEM_NOT_FOUND = (404, "Item not found")
 # What a change of an item can answer besides 200/204.
-CHANGE_ERRORS = (401, 403, ITEM_NOT_FOUND, 409, 412, 428)
+CHANGE_ERRORS = (MALFORMED_IF_MATCH, 401, 403, ITEM_NOT_FOUND, 409, 412, 428)
 # Where a new item leads.
 NEW_ITEM = created(
     "The new item",
@@ -68,7 +75,7 @@ async def _why_unchanged(
     if refused is not None:
         return refused
     if if_match is not None and not if_match.match(item_etag(item), weak=False):
-        return PreconditionFailed()
+        return PreconditionFailed(item_etag(item))
     return Conflict()  # it changed between the write and this read
 
 
@@ -120,6 +127,7 @@ async def update_item(
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content type
     responses=errors(*CHANGE_ERRORS, limited=True),
 )
 async def delete_item(

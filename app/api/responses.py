@@ -34,6 +34,10 @@ def errors(
     for entry in codes:
         code, description = entry if isinstance(entry, tuple) else (entry, DESCRIPTIONS[entry])
         out[code] = {"model": ErrorMessage, "description": description}
+        if code == 412:
+            out[code]["headers"] = {
+                "ETag": {"description": "The resource's current ETag", "schema": {"type": "string"}}
+            }
     if body:
         unreadable = "The body could not be decoded"
         out.setdefault(400, {"model": ErrorMessage, "description": unreadable})
@@ -61,6 +65,9 @@ def link(path: str, method: str, parameter: str) -> dict[str, Any]:
         "parameters": {parameter: "$response.body#/id"},
     }
 
+
+# For changes that take If-Match.
+MALFORMED_IF_MATCH = (400, "If-Match is not * or ETags in double quotes (e.g. an unquoted 2)")
 
 # For reads that answer If-None-Match.
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {

@@ -15,7 +15,14 @@ from app.api.deps import (
     UserId,
 )
 from app.api.items import NEW_ITEM, create_item_as
-from app.api.responses import NOT_MODIFIED, created, errors, link, view_response
+from app.api.responses import (
+    MALFORMED_IF_MATCH,
+    NOT_MODIFIED,
+    created,
+    errors,
+    link,
+    view_response,
+)
 from app.db import Transaction as TransactionSession
 from app.errors import IncorrectPassword, PreconditionFailed, UserNotFound
 from app.repositories import UserRepository
@@ -38,8 +45,10 @@ async def _precondition(tx: TransactionSession, bearer: BearerToken, if_match: E
     users = UserRepository(tx)
     await users.lock(bearer.user_id)
     current = await users.view(bearer.user_id)
-    if current is not None and not if_match.match(user_etag(current), weak=False):
-        raise PreconditionFailed
+    if current is not None:
+        etag = user_etag(current)
+        if not if_match.match(etag, weak=False):
+            raise PreconditionFailed(etag)
 
 
 @router.post(
@@ -79,7 +88,7 @@ async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch = 
     "/me",
     response_model=UserOut,
     responses=errors(
-        (400, "Email already registered, or current password incorrect"),
+        (400, f"Email already registered, current password incorrect, or {MALFORMED_IF_MATCH[1]}"),
         401,
         (404, "Account deleted meanwhile"),
         409,
@@ -122,7 +131,10 @@ async def update_me(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(401, (404, "Account deleted meanwhile"), 412, 428, limited=True),
+    response_class=Response,  # no body, so no content type
+    responses=errors(
+        MALFORMED_IF_MATCH, 401, (404, "Account deleted meanwhile"), 412, 428, limited=True
+    ),
 )
 async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
     """Delete the account and, with it, all of its items. With If-Match, only if the
