@@ -291,6 +291,7 @@ class ConnectionCounts:
         "request head too large": logging.INFO,
         "request head not received in time": logging.INFO,
     }
+    REASONS: ClassVar[tuple[str, ...]] = (*LOGGED, "silent")  # every reason app.server gives
     LOG_EVERY = 10.0  # seconds
 
     def __init__(self) -> None:
@@ -377,6 +378,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for dropped in ConnectionCounts.REASONS:
+            self.connections_dropped.labels(dropped)
         self._dropped_seen: dict[str, int] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 

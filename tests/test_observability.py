@@ -181,6 +181,18 @@ async def test_503s_are_counted_by_reason_each_shown_before_its_first(
     counted = {name for name in before if name.startswith("http_unavailable_total")}
     assert counted == {_unavailable(reason) for reason in Unavailable}
     assert {before[name] for name in counted} == {0}
+    dropped = {
+        name: n for name, n in before.items() if name.startswith("http_connections_dropped_total")
+    }
+    assert dropped == {
+        f'http_connections_dropped_total{{reason="{reason}"}}': 0
+        for reason in (
+            "too many connections",
+            "request head too large",
+            "request head not received in time",
+            "silent",
+        )
+    }
     assert after[_unavailable("database unavailable")] == 1
     assert after[_unavailable("not ready")] == 1
     assert sum(after[name] for name in counted) == 2
