@@ -370,7 +370,9 @@ class Metrics:
         self.unavailable = Counter(
             "http_unavailable", "Responses 503, by reason", ["reason"], registry=r
         )
-        for reason in Unavailable:  # at 0 from the start: a panel shows them before any
+        # Each reason at 0 from the start: a panel draws it before its first 503, and
+        # rate() sees that first one (a series that appears at 1 shows no rise).
+        for reason in Unavailable:
             self.unavailable.labels(reason)
         self.connections_dropped = Counter(
             "http_connections_dropped",
