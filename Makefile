@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run migrate test lint format typecheck chromium fuzz bench clean
+.PHONY: install run migrate test lint format typecheck chromium prometheus fuzz bench clean
 
 # $(call apt_install,PACKAGE): a shell command installing a Debian package from apt, as root
 # or through sudo without a password; it fails when neither may.
@@ -34,7 +34,7 @@ migrate: install
 	$(BIN)/app migrate
 
 # Lint, types, then the suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set.
-test: lint typecheck chromium
+test: lint typecheck chromium prometheus
 	$(BIN)/pytest
 
 # The browser tests need Chromium: installed from apt when it is missing and apt may be used
@@ -44,6 +44,15 @@ chromium:
 	@if [ -z "$$SKIP_BROWSER_TESTS" ] && [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null; then \
 		echo "installing chromium from apt, for the browser tests of /docs and /redoc"; \
 		$(call apt_install,chromium) || echo "could not install chromium; the browser tests will say what to do"; \
+	fi
+
+# The dashboard's queries are tested against a real Prometheus (tests/test_dashboard.py):
+# Debian's, installed from apt when it is missing, as chromium is (without the node exporter
+# it recommends). SKIP_PROMETHEUS_TESTS=1 skips that test; PROMETHEUS names another binary.
+prometheus:
+	@if [ -z "$$SKIP_PROMETHEUS_TESTS" ] && [ -z "$$PROMETHEUS" ] && ! command -v prometheus >/dev/null; then \
+		echo "installing prometheus from apt, for the test of the Grafana dashboard's queries"; \
+		$(call apt_install,--no-install-recommends prometheus) || echo "could not install prometheus; the dashboard test will say what to do"; \
 	fi
 
 lint: install

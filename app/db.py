@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple, cast
 
 from fastapi import Request
 from sqlalchemy import Executable, Result, Select, event
@@ -106,6 +106,11 @@ class FairQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
         super().__init__(maxsize, use_lifo)
         self._waiting: deque[asyncio.Future[ConnectionPoolEntry]] = deque()
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a connection."""
+        return len(self._waiting)
+
     def put_nowait(self, item: ConnectionPoolEntry) -> None:
         while self._waiting:
             waiter = self._waiting.popleft()
@@ -154,6 +159,10 @@ class FairQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
 
 class FairQueuePool(AsyncAdaptedQueuePool):
     _queue_class = FairQueue
+
+    def waiting(self) -> int:
+        """Requests waiting for a connection, beside size() and checkedout()."""
+        return cast(FairQueue, self._pool).waiting
 
 
 def create_health_engine(settings: Settings) -> AsyncEngine:

@@ -3,6 +3,7 @@
 import logging
 import traceback
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
@@ -19,12 +20,41 @@ from starlette.types import Scope
 log = logging.getLogger("app.errors")
 
 
+class Unavailable(StrEnum):
+    """Why a 503 was answered: the `reason` label of http_unavailable_total, which
+    app.observability counts each 503 under, as its producer marked it."""
+
+    DATABASE = "database unavailable"
+    POOL_EXHAUSTED = "pool exhausted"
+    HASHING_QUEUE_FULL = "hashing queue full"
+    SHUTTING_DOWN = "shutting down"
+    NOT_READY = "not ready"
+    # Answered by the server (app.server) before the app sees the connection.
+    TOO_MANY_CONNECTIONS = "too many connections"
+
+
+UNMARKED = "other"  # a 503 nobody marked: a producer missing from Unavailable
+_UNAVAILABLE = "unavailable"  # the key in the request's state
+
+
+def mark_unavailable(scope: Scope, reason: Unavailable) -> None:
+    """Say why this request is answered 503."""
+    scope.setdefault("state", {})[_UNAVAILABLE] = reason
+
+
+def why_unavailable(scope: Scope) -> str:
+    """Why this request was answered 503, as marked (UNMARKED if it was not)."""
+    reason: str = scope.get("state", {}).get(_UNAVAILABLE, UNMARKED)
+    return reason
+
+
 class DomainError(Exception):
     """An outcome the API promises; `status_code` and `detail` are what the client sees."""
 
     status_code = 400
     detail = "Bad request"
     headers: dict[str, str] | None = None
+    unavailable_reason: Unavailable | None = None  # for a 503: why
 
     def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
         if detail is not None:
@@ -114,6 +144,7 @@ class TooManyAttempts(DomainError):
 class Busy(DomainError):
     status_code = 503
     detail = "Too many requests are waiting for password hashing; retry later"
+    unavailable_reason = Unavailable.HASHING_QUEUE_FULL
 
 
 class EmailAlreadyRegistered(DomainError):
@@ -194,6 +225,7 @@ def describe(error: BaseException, *, message: bool = True) -> str:
 def cancelled_response(scope: Scope) -> JSONResponse:
     """What a request cancelled at shutdown answers, if it can (app.middleware)."""
     log.warning("cancelled on %s %s: shutting down", scope["method"], scope["path"])
+    mark_unavailable(scope, Unavailable.SHUTTING_DOWN)
     return _error(503, "Shutting down, retry later", {"Retry-After": RETRY_AFTER})
 
 
@@ -242,7 +274,9 @@ def install_error_handlers(app: FastAPI, api_routes: Sequence[BaseRoute]) -> Non
         return answer.response
 
     @app.exception_handler(DomainError)
-    async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, error: DomainError) -> JSONResponse:
+        if error.unavailable_reason is not None:
+            mark_unavailable(request.scope, error.unavailable_reason)
         return _error(error.status_code, error.detail, error.headers)
 
     @app.exception_handler(HTTPException)
@@ -301,20 +335,24 @@ def install_error_handlers(app: FastAPI, api_routes: Sequence[BaseRoute]) -> Non
         return _error(500, "Internal Server Error")
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        return _unavailable(request, error, Unavailable.DATABASE)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def pool_exhausted(request: Request, error: sa_exc.TimeoutError) -> JSONResponse:
+        # No connection came free within DB_POOL_TIMEOUT: the client gets what a
+        # database outage gives it; the metrics tell the two apart.
+        return _unavailable(request, error, Unavailable.POOL_EXHAUSTED)
+
+    def _unavailable(request: Request, error: Exception, reason: Unavailable) -> JSONResponse:
         # Expected under faults, and as many as there are requests: one line each.
         log.warning(
             "database unavailable on %s %s: %s", request.method, request.url.path, describe(error)
         )
+        mark_unavailable(request.scope, reason)
         return _error(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER})
 
-    # Lost or refused connections, timeouts (asyncpg's and the pool's), an
-    # exhausted pool, SQLite's lock: the same request may well succeed when
-    # retried. asyncpg raises its timeouts and socket errors as they are, and
-    # TimeoutError is an OSError.
-    for unavailable in (
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        sa_exc.TimeoutError,
-        OSError,
-    ):
+    # Lost or refused connections, timeouts (asyncpg's), SQLite's lock: the same
+    # request may well succeed when retried. asyncpg raises its timeouts and
+    # socket errors as they are, and TimeoutError is an OSError.
+    for unavailable in (sa_exc.OperationalError, sa_exc.InterfaceError, OSError):
         app.add_exception_handler(unavailable, database_unavailable)

@@ -35,6 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db import FairQueuePool
+from app.errors import Unavailable, why_unavailable
 from app.services import Services, services
 from app.settings import Settings
 
@@ -302,6 +304,7 @@ class ConnectionCounts:
         "request head too large": logging.INFO,
         "request head not received in time": logging.INFO,
     }
+    REASONS: ClassVar[tuple[str, ...]] = (*LOGGED, "silent")  # every reason app.server gives
     LOG_EVERY = 10.0  # seconds
 
     def __init__(self) -> None:
@@ -354,22 +357,44 @@ class Metrics:
             registry=r,
         )
 
-        def gauge(name: str, documentation: str) -> Gauge:
-            # With several workers, the sum over the live ones.
+        def gauge(name: str, documentation: str, *, per_worker: bool = False) -> Gauge:
+            # With several workers: the sum over the live ones, or, where each worker
+            # meets a limit of its own, each live worker's value, labelled with its pid.
+            if per_worker:
+                return Gauge(name, documentation, registry=r, multiprocess_mode="liveall")
             return Gauge(name, documentation, registry=r, multiprocess_mode="livesum")
 
         self.in_flight = gauge("http_requests_in_flight", "Requests being answered")
+        # What the workers hold open to the database, against its max_connections: a sum.
         self.pool_size = gauge("db_pool_size", "Connections the pool keeps open")
-        self.pool_checked_out = gauge("db_pool_checked_out", "Connections in use")
         self.pool_overflow = gauge("db_pool_overflow", "Connections beyond the pool size")
-        self.hash_queue = gauge("password_hash_queue_length", "Requests hashing or waiting to")
-        self.connections_open = gauge("http_connections_open", "Client connections open")
+        # Each worker has its own pool, hashing queue and connection limit: one of them
+        # can run out while the sum looks fine.
+        self.pool_checked_out = gauge("db_pool_checked_out", "Connections in use", per_worker=True)
+        self.pool_waiting = gauge(
+            "db_pool_waiting", "Requests waiting for a connection", per_worker=True
+        )
+        self.hash_queue = gauge(
+            "password_hash_queue_length", "Requests hashing or waiting to", per_worker=True
+        )
+        self.connections_open = gauge(
+            "http_connections_open", "Client connections open", per_worker=True
+        )
+        self.unavailable = Counter(
+            "http_unavailable", "Responses 503, by reason", ["reason"], registry=r
+        )
+        # Each reason at 0 from the start: a panel draws it before its first 503, and
+        # rate() sees that first one (a series that appears at 1 shows no rise).
+        for reason in Unavailable:
+            self.unavailable.labels(reason)
         self.connections_dropped = Counter(
             "http_connections_dropped",
             "Client connections the server refused or closed before a request, by reason",
             ["reason"],
             registry=r,
         )
+        for dropped in ConnectionCounts.REASONS:
+            self.connections_dropped.labels(dropped)
         self._dropped_seen: dict[str, int] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -392,6 +417,8 @@ class Metrics:
             if new:
                 self.connections_dropped.labels(reason).inc(new)
                 self._dropped_seen[reason] = count
+                if reason == Unavailable.TOO_MANY_CONNECTIONS:  # answered 503
+                    self.unavailable.labels(reason).inc(new)
 
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
@@ -449,6 +476,8 @@ class Observe:
             if self.metrics:
                 self.metrics.in_flight.dec()
                 self.metrics.record(scope["method"], route, status, seconds)
+                if status == 503:
+                    self.metrics.unavailable.labels(why_unavailable(scope)).inc()
             level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
             if self.access_log and access_log.isEnabledFor(level):
                 # What Logger.log does, less looking up where it was called from.
@@ -498,6 +527,8 @@ def sample(found: Services) -> None:
         found.metrics.pool_size.set(pool.size())
         found.metrics.pool_checked_out.set(pool.checkedout())
         found.metrics.pool_overflow.set(max(pool.overflow(), 0))
+    if isinstance(pool, FairQueuePool):
+        found.metrics.pool_waiting.set(pool.waiting())
     found.metrics.hash_queue.set(found.passwords.queue_length)
     found.metrics.count_connections(CONNECTIONS)
 

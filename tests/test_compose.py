@@ -15,13 +15,16 @@ As `docker compose up` would, the test
   goes (DATABASE_PASSWORD, as it is), not by logging in (see test_database_password.py).
 
 Skipped, because they need a Docker engine: the `db` image itself (the local server
-stands in for it, and its healthcheck, pg_isready, runs against that server) and the
-`pgbouncer` image (under a profile, off by default; its settings are checked below).
+stands in for it, and its healthcheck, pg_isready, runs against that server), the
+`pgbouncer` image and the `prometheus` and `grafana` images (each under a profile, off by
+default; their settings and the files they mount are checked below, and
+tests/test_dashboard.py runs Prometheus on its configuration and the dashboard's queries).
 The api's healthcheck must then pass, and a sign-up and a GET go through it.
 """
 
 import contextlib
 import json
+import re
 import secrets
 import signal
 import subprocess
@@ -34,9 +37,10 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
-from tests.databases import TEST_DATABASE_URL, postgres_account
+from tests.databases import PROJECT_ROOT, TEST_DATABASE_URL, postgres_account
 from tests.deployment import (
     BASE_PATH,
+    COMPOSE_FILE,
     IMAGE_VENV,
     VENV,
     InterpolationError,
@@ -50,6 +54,14 @@ from tests.deployment import (
     wait_until_healthy,
 )
 from tests.helpers import PASSWORD, unique_email
+from tests.monitoring import (
+    DASHBOARD,
+    api_job,
+    dashboard,
+    dashboard_providers,
+    provisioned_datasources,
+    read_yaml,
+)
 from tests.servers import START_TIMEOUT, Server, free_port
 
 # Each a character that broke the DATABASE_URL compose used to interpolate it into.
@@ -271,6 +283,76 @@ def test_pgbouncer_is_a_profile_in_front_of_db() -> None:
     assert services["api"]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
     # Migrations go straight to PostgreSQL.
     assert make_url(services["migrate"]["environment"]["DATABASE_URL"]).host == "db"
+
+
+# An image named down to its patch version: the same image on every machine, until changed here.
+PINNED = re.compile(r"[a-z0-9./-]+:v?\d+\.\d+\.\d+")
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """The service's files from the repository: where it sees each -> the file here."""
+    mounts: dict[str, Path] = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        if source.startswith((".", "/")):
+            mounts[target] = (COMPOSE_FILE.parent / source).resolve()
+    return mounts
+
+
+def test_the_monitoring_profile_scrapes_the_api_and_provisions_grafana() -> None:
+    compose = read_compose(variables())
+    services = compose["services"]
+    assert "prometheus" not in start_order(services, profiles=set())
+    assert "grafana" not in start_order(services, profiles=set())
+    order = start_order(services, profiles={"monitoring"})
+    assert order.index("prometheus") < order.index("grafana")
+    assert {"db", "migrate", "api"} <= set(order)  # what they watch starts with them
+    for name in ("prometheus", "grafana"):
+        service = services[name]
+        assert service["profiles"] == ["monitoring"]
+        assert PINNED.fullmatch(service["image"]), service["image"]
+        for target, file in bind_mounts(service).items():
+            assert file.is_relative_to(PROJECT_ROOT), (name, target, file)
+            assert file.exists(), f"{name} mounts {file}, which is not in the repository"
+        for volume in service.get("volumes", []):
+            named = str(volume).split(":")[0]
+            if not named.startswith((".", "/")):
+                assert named in compose["volumes"], f"{name}: volume {named} is not declared"
+
+    # Prometheus reads the repository's configuration where its image looks for it, and
+    # scrapes the api where it listens.
+    prometheus = services["prometheus"]
+    assert "command" not in prometheus  # the image's: --config.file=/etc/prometheus/...
+    config = read_yaml(bind_mounts(prometheus)["/etc/prometheus/prometheus.yml"])
+    port = services["api"]["environment"]["PORT"]
+    job = api_job(config, f"api:{port}")
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert job.get("scheme", "http") == "http"
+    assert services["api"]["environment"].get("METRICS_ENABLED", "true") == "true"
+
+    # Grafana: its provisioning where it reads it, the datasource is that Prometheus, the
+    # dashboards' provider reads the directory the dashboard is mounted in.
+    grafana = services["grafana"]
+    mounts = bind_mounts(grafana)
+    for kind in ("datasources", "dashboards"):
+        assert mounts[f"/etc/grafana/provisioning/{kind}"] == DASHBOARD.parents[1] / (
+            f"provisioning/{kind}"
+        )
+    (datasource,) = provisioned_datasources()
+    (listens_on,) = published(prometheus)  # Prometheus' port (9090), published
+    assert datasource["url"] == f"http://prometheus:{listens_on}"
+    (provider,) = dashboard_providers()
+    assert mounts[provider["options"]["path"]] == DASHBOARD.parent
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/{DASHBOARD.name}"
+    assert dashboard()["uid"]
+    # Anonymous viewers, on this machine only; editing needs the admin's password.
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert published(grafana) == {3000: 3000}
+    assert all(str(entry).startswith("127.0.0.1:") for entry in grafana["ports"])
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "admin"
+    chosen = read_compose(variables(GRAFANA_ADMIN_PASSWORD="s3cret"))["services"]["grafana"]
+    assert chosen["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "s3cret"
 
 
 def test_compose_refuses_to_start_without_a_secret_key() -> None:

@@ -1,13 +1,14 @@
 """What operators see: request ids, access lines, JSON logs with no secrets, metrics."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ import httpx
 import pytest
 from httpx import AsyncClient
 
+from app.errors import Unavailable
 from app.main import create_app
 from app.observability import AccessRecord
-from tests.databases import Database, make_settings, migrate, serve
+from tests.databases import Database, engine_of, make_settings, migrate, serve, unreachable
 from tests.helpers import PASSWORD, create_item, new_account, unique_email
 from tests.servers import production_env, serving
 
@@ -165,10 +167,11 @@ async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> 
         "db_pool_size",
         "db_pool_checked_out",
         "db_pool_overflow",
+        "db_pool_waiting",
         "password_hash_queue_length",
     ):
         assert gauge in samples, gauge
-    assert samples["db_pool_checked_out"] == 0
+    assert samples["db_pool_checked_out"] == samples["db_pool_waiting"] == 0
     assert samples["http_requests_in_flight"] == 1  # the scrape itself
 
 
@@ -229,6 +232,102 @@ async def test_metrics_can_be_switched_off(database: Database) -> None:
     async with serve(create_app(make_settings(database.url, metrics_enabled=False))) as client:
         assert (await client.get("/metrics")).status_code == 404
         assert (await client.get("/users/1")).status_code == 404
+
+
+def _unavailable(reason: str) -> str:
+    return f'http_unavailable_total{{reason="{reason}"}}'
+
+
+async def test_503s_are_counted_by_reason_each_shown_before_its_first(
+    database: Database,
+) -> None:
+    app = create_app(make_settings(unreachable(database)))
+    async with serve(app) as client:
+        before = _samples((await client.get("/metrics")).text)
+        assert (await client.get("/users/1")).status_code == 503
+        assert (await client.get("/health/ready")).status_code == 503
+        after = _samples((await client.get("/metrics")).text)
+    counted = {name for name in before if name.startswith("http_unavailable_total")}
+    assert counted == {_unavailable(reason) for reason in Unavailable}
+    assert {before[name] for name in counted} == {0}
+    dropped = {
+        name: n for name, n in before.items() if name.startswith("http_connections_dropped_total")
+    }
+    assert dropped == {
+        f'http_connections_dropped_total{{reason="{reason}"}}': 0
+        for reason in (
+            "too many connections",
+            "request head too large",
+            "request head not received in time",
+            "silent",
+        )
+    }
+    assert after[_unavailable("database unavailable")] == 1
+    assert after[_unavailable("not ready")] == 1
+    assert sum(after[name] for name in counted) == 2
+
+
+async def test_an_exhausted_pool_a_full_hashing_queue_and_a_cancelled_request_are_told_apart(
+    database: Database,
+) -> None:
+    settings = make_settings(
+        database.url,
+        real_hashing=True,
+        password_hash_queue=1,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout=1,
+    )
+    app = create_app(settings)
+
+    @app.get("/slow")
+    async def slow() -> None:
+        await asyncio.sleep(60)
+
+    async with serve(app) as client:
+        # The pool's only connection held: a request waits for it, then gives up.
+        async with engine_of(app).connect() as held:
+            await held.exec_driver_sql("SELECT 1")
+            queued = asyncio.create_task(client.get("/users/1"))
+            waiting = await _metrics_once(client, lambda m: m["db_pool_waiting"] == 1)
+            assert waiting["db_pool_checked_out"] == 1
+            assert (await queued).status_code == 503
+        assert _samples((await client.get("/metrics")).text)["db_pool_waiting"] == 0
+        # Sign-ups past PASSWORD_HASH_QUEUE (1) get 503 at once.
+        sign_ups = await asyncio.gather(
+            *(
+                client.post("/users/", json={"email": unique_email(), "password": PASSWORD})
+                for _ in range(4)
+            )
+        )
+        statuses = sorted(response.status_code for response in sign_ups)
+        assert statuses[0] == 200
+        assert statuses[-1] == 503
+        # Cancelled, as the server cancels what still runs when its shutdown's grace
+        # period is over.
+        cancelled = asyncio.create_task(client.get("/slow"))
+        await _metrics_once(client, lambda m: m["http_requests_in_flight"] == 2)
+        cancelled.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        counted = _samples((await client.get("/metrics")).text)
+    assert counted[_unavailable("pool exhausted")] == 1
+    assert counted[_unavailable("hashing queue full")] == statuses.count(503)
+    assert counted[_unavailable("shutting down")] == 1
+    assert counted[_unavailable("database unavailable")] == 0
+    assert _unavailable("other") not in counted
+
+
+async def _metrics_once(
+    client: AsyncClient, condition: Callable[[dict[str, float]], bool]
+) -> dict[str, float]:
+    """The metrics, once they meet `condition` (within 10 s)."""
+    for _ in range(1000):
+        samples = _samples((await client.get("/metrics")).text)
+        if condition(samples):
+            return samples
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the metrics never got there: {samples}")
 
 
 def _samples(text: str) -> dict[str, float]:

@@ -190,9 +190,12 @@ def test_past_max_connections_new_ones_get_503_and_the_server_recovers(
                 return client.get("/metrics").text  # served again: the held ones are gone
 
         deadline = time.monotonic() + 30
-        while 'reason="too many connections"} 1.0' not in (metrics := counted()):
+        dropped = 'http_connections_dropped_total{reason="too many connections"} 1.0'
+        while dropped not in (metrics := counted()):
             assert time.monotonic() < deadline, metrics
             time.sleep(0.2)
+        # Among the 503s too, with their reason.
+        assert 'http_unavailable_total{reason="too many connections"} 1.0' in metrics
         server.stop()
     warnings = [
         json.loads(line)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.responses import errors
-from app.errors import describe
+from app.errors import Unavailable, describe, mark_unavailable
 from app.services import services
 
 router = APIRouter(tags=["health"])
@@ -104,6 +104,7 @@ async def ready(request: Request) -> Response:
     problem = await services(request).readiness.problem()
     if problem is None:
         return Response(b'{"status":"ok"}', media_type="application/json")
+    mark_unavailable(request.scope, Unavailable.NOT_READY)
     return Response(
         orjson.dumps({"detail": problem}),
         status_code=503,
