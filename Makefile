@@ -57,13 +57,17 @@ migrate: runtime
 test: lint typecheck chromium
 	$(BIN)/pytest
 
-# The browser tests need Chromium: installed from apt when it is missing and apt may be used
-# (as root, or through sudo without a password). If it cannot be, the browser tests fail and
-# say how to get it (or SKIP_BROWSER_TESTS=1 skips them; CHROMIUM names another binary).
+# The browser tests need a headless Chromium: Debian's chromium-headless-shell (the browser
+# alone, without its desktop: no recommended packages) is installed from apt when no
+# Chromium is there and apt may be used (as root, or through sudo without a password). If it
+# cannot be, the browser tests fail and say how to get it (or SKIP_BROWSER_TESTS=1 skips
+# them; CHROMIUM names another binary).
 chromium:
-	@if [ -z "$$SKIP_BROWSER_TESTS" ] && [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null; then \
-		echo "installing chromium from apt, for the browser tests of /docs and /redoc"; \
-		$(call apt_install,chromium) || echo "could not install chromium; the browser tests will say what to do"; \
+	@if [ -z "$$SKIP_BROWSER_TESTS" ] && [ -z "$$CHROMIUM" ] \
+		&& ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null; then \
+		echo "installing chromium-headless-shell from apt, for the browser tests of /docs and /redoc"; \
+		$(call apt_install,--no-install-recommends chromium-headless-shell) \
+			|| echo "could not install chromium-headless-shell; the browser tests will say what to do"; \
 	fi
 
 lint: install
