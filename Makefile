@@ -1,49 +1,73 @@
 # The two commands a newcomer types: `make run` and `make test`.
-# Both create .venv and install the project (and its dev tools) on first use.
+# Both install into .venv, from uv.lock, what they need on first use: `make run` the
+# service alone, `make test` the service and the dev tools (the `dev` group).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# uv installs .venv from uv.lock. It is pinned: a venv of its own (.tools), from PyPI,
+# made on first use. The Dockerfile pins the same version.
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_STAMP := $(TOOLS)/.uv-$(UV_VERSION)
+# --locked: exactly what uv.lock says, and a refusal when pyproject.toml has moved on
+# without it (then `make lock`). --compile-bytecode: compiled once here, not at every start
+# (where PYTHONDONTWRITEBYTECODE is set, each process would compile all it imports, and
+# `app serve --workers N` would start its workers several times slower).
+SYNC := $(UV) sync --locked --compile-bytecode
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run migrate test lint format typecheck chromium prometheus fuzz bench clean
+.PHONY: install runtime run migrate test lint format typecheck chromium prometheus fuzz bench \
+	lock lock-check upgrade clean
 
-# $(call apt_install,PACKAGE): a shell command installing a Debian package from apt, as root
+# $(call apt_install,PACKAGES): a shell command installing Debian packages from apt, as root
 # or through sudo without a password; it fails when neither may.
 apt_install = { if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
 	$$sudo apt-get update -qq \
 	&& DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $(1) >/dev/null; }
 
-$(STAMP): pyproject.toml
+$(UV_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) -V))"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
 	@touch $@
 
-install: $(STAMP)
+# The project (editable) and the dev group: what `make test`, `make lint`... run on.
+install: $(UV_STAMP)
+	$(SYNC)
+
+# What running needs and no more. --inexact: the dev tools stay if `make test` put them there.
+runtime: $(UV_STAMP)
+	$(SYNC) --no-dev --inexact
 
 # Apply the migrations to DATABASE_URL (default: ./app.db), then serve on HOST:PORT:
 # the `app` command, as the image and docker compose run it.
 run: migrate
 	$(BIN)/app serve
 
-migrate: install
+migrate: runtime
 	$(BIN)/app migrate
 
 # Lint, types, then the suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set.
 test: lint typecheck chromium prometheus
 	$(BIN)/pytest
 
-# The browser tests need Chromium: installed from apt when it is missing and apt may be used
-# (as root, or through sudo without a password). If it cannot be, the browser tests fail and
-# say how to get it (or SKIP_BROWSER_TESTS=1 skips them; CHROMIUM names another binary).
+# The browser tests need a headless Chromium: Debian's chromium-headless-shell (the browser
+# alone, without its desktop: no recommended packages) is installed from apt when no
+# Chromium is there and apt may be used (as root, or through sudo without a password). If it
+# cannot be, the browser tests fail and say how to get it (or SKIP_BROWSER_TESTS=1 skips
+# them; CHROMIUM names another binary).
 chromium:
-	@if [ -z "$$SKIP_BROWSER_TESTS" ] && [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null; then \
-		echo "installing chromium from apt, for the browser tests of /docs and /redoc"; \
-		$(call apt_install,chromium) || echo "could not install chromium; the browser tests will say what to do"; \
+	@if [ -z "$$SKIP_BROWSER_TESTS" ] && [ -z "$$CHROMIUM" ] \
+		&& ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null; then \
+		echo "installing chromium-headless-shell from apt, for the browser tests of /docs and /redoc"; \
+		$(call apt_install,--no-install-recommends chromium-headless-shell) \
+			|| echo "could not install chromium-headless-shell; the browser tests will say what to do"; \
 	fi
 
 # The dashboard's queries are tested against a real Prometheus (tests/test_dashboard.py):
@@ -74,11 +98,25 @@ fuzz: install
 # Load figures on the local PostgreSQL (PG, default postgresql://postgres@127.0.0.1:5432):
 # GET/POST throughput beside the seed app and the bare-asyncpg ceiling, sign-ups
 # under load, keyset vs offset pages, memory. Needs wrk (installed from apt if missing).
-bench: install
+bench: $(UV_STAMP)
 	@command -v wrk >/dev/null || $(call apt_install,wrk) \
 		|| { echo "bench needs wrk: apt-get install -y wrk"; exit 1; }
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(SYNC) --group bench --inexact
 	$(BIN)/python bench/run.py
 
+# uv.lock again after a change to pyproject.toml's dependencies: what is locked stays where
+# it is, as far as the change allows.
+lock: $(UV_STAMP)
+	$(UV) lock
+
+# Fails when pyproject.toml and uv.lock disagree (CI runs it).
+lock-check: $(UV_STAMP)
+	$(UV) lock --check
+
+# Every dependency to its newest release that pyproject.toml allows: review uv's list of
+# changes, run `make test`, commit uv.lock.
+upgrade: $(UV_STAMP)
+	$(UV) lock --upgrade
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage fuzz-report
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .coverage fuzz-report

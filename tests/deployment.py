@@ -1,6 +1,7 @@
 """The Dockerfile and docker-compose.yml, read as Docker reads them, for the tests that
 run what they say without a Docker engine (test_image.py, test_compose.py)."""
 
+import copy
 import json
 import re
 import shlex
@@ -21,13 +22,25 @@ COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 # The PATH of the base image (python:3.11-slim, as it sets it), which the Dockerfile's ENV
 # extends.
 BASE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Where the Dockerfile makes its venv; here, the project's own venv stands in for it.
+# Where the Dockerfile makes its venv. test_compose.py runs the project's venv in its place;
+# test_image.py builds one as the Dockerfile does.
 IMAGE_VENV = "/opt/venv"
 VENV = sys.prefix
 
 
 @dataclass
+class Copy:
+    sources: list[str]
+    destination: str
+    stage: str | None = None  # COPY --from=STAGE; None: from the build context
+
+
+@dataclass
 class Image:
+    """One stage of the Dockerfile, as it stands at its end."""
+
+    name: str = ""  # FROM ... AS NAME
+    base: str = ""  # the image it starts FROM (for a stage built on another: that one's)
     env: dict[str, str] = field(default_factory=dict)  # ENV, $VAR expanded, in order
     workdir: str = "/"
     user: str = "root"
@@ -35,11 +48,17 @@ class Image:
     cmd: list[str] = field(default_factory=list)
     healthcheck: list[str] = field(default_factory=list)  # after CMD, in exec form
     runs: list[str] = field(default_factory=list)  # RUN commands
-    copied: list[str] = field(default_factory=list)  # COPY sources
+    copies: list[Copy] = field(default_factory=list)
+    steps: list[tuple[str, str]] = field(default_factory=list)  # its instructions, in order
 
     @property
     def uid(self) -> int:
         return self.uids[self.user]
+
+    @property
+    def copied(self) -> list[str]:
+        """What it COPYs from the build context."""
+        return [source for item in self.copies if item.stage is None for source in item.sources]
 
     def made_directories(self) -> dict[str, str]:
         """Directories the RUN commands make with `install -d -o OWNER`: path -> owner."""
@@ -66,16 +85,34 @@ def instructions(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def read_dockerfile(path: Path = DOCKERFILE) -> Image:
-    image = Image(env={"PATH": BASE_PATH})
+def expanded(value: str, env: Mapping[str, str]) -> str:
+    """$VAR and ${VAR} in an ENV value."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), value)
+
+
+def read_stages(path: Path = DOCKERFILE) -> list[Image]:
+    """Every stage of the Dockerfile, in order: the last is the image."""
+    stages: list[Image] = []
     for keyword, arguments in instructions(path.read_text()):
+        if keyword == "FROM":
+            words = [w for w in shlex.split(arguments) if not w.startswith("--")]
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else ""
+            earlier = {stage.name: stage for stage in stages if stage.name}
+            if words[0] in earlier:  # FROM an earlier stage: it goes on from where that ended
+                stage = copy.deepcopy(earlier[words[0]])
+                stage.name, stage.steps = name, []
+            else:
+                stage = Image(name=name, base=words[0], env={"PATH": BASE_PATH})
+            stages.append(stage)
+            continue
+        assert stages, f"{keyword} before any FROM"
+        image = stages[-1]
+        image.steps.append((keyword, arguments))
         match keyword:
             case "ENV":
                 for pair in shlex.split(arguments):
                     name, _, value = pair.partition("=")
-                    image.env[name] = re.sub(
-                        r"\$\{?(\w+)\}?", lambda m: image.env.get(m.group(1), ""), value
-                    )
+                    image.env[name] = expanded(value, image.env)
             case "WORKDIR":
                 image.workdir = arguments
             case "USER":
@@ -90,14 +127,21 @@ def read_dockerfile(path: Path = DOCKERFILE) -> Image:
                     words = shlex.split(useradd.group(1))
                     image.uids[words[-1]] = int(words[words.index("--uid") + 1])
             case "COPY":
-                image.copied += [w for w in shlex.split(arguments)[:-1] if not w.startswith("--")]
-    return image
+                words = shlex.split(arguments)
+                options = dict(w[2:].partition("=")[::2] for w in words if w.startswith("--"))
+                *sources, destination = [w for w in words if not w.startswith("--")]
+                image.copies.append(Copy(sources, destination, options.get("from")))
+    return stages
+
+
+def read_dockerfile(path: Path = DOCKERFILE) -> Image:
+    """The image: the Dockerfile's final stage."""
+    return read_stages(path)[-1]
 
 
 def rebase(value: str, root: Path, directories: list[str]) -> str:
-    """A value of the image's environment, its paths moved to where they are here: the
-    image's venv is the project's, the `directories` the image makes are under `root`."""
-    value = value.replace(IMAGE_VENV, VENV)
+    """A value of the image's environment, the paths under its `directories` moved under
+    `root`, where they are recreated here."""
     if not directories:
         return value
     pattern = "|".join(re.escape(d) for d in sorted(directories, key=len, reverse=True))

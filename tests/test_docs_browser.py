@@ -5,10 +5,11 @@ database); headless Chromium, which may resolve no host name but 127.0.0.1, open
 page. Every operation of the OpenAPI document must be rendered, and the console must stay
 silent: no script error, nothing the Content-Security-Policy blocked.
 
-Needs Chromium: `apt-get install -y chromium` (Debian, Ubuntu), or CHROMIUM naming another
-Chrome or Chromium binary. Without it these tests fail, unless SKIP_BROWSER_TESTS=1 says to
-skip them (CI never does). They are marked `browser`: `pytest -m browser` runs them alone,
-`-m "not browser"` leaves them out.
+Needs a headless Chromium: Debian's chromium-headless-shell (what `make chromium` installs:
+`apt-get install -y --no-install-recommends chromium-headless-shell`) or chromium, found on
+the PATH in that order, or CHROMIUM naming another Chrome or Chromium binary. Without one
+these tests fail, unless SKIP_BROWSER_TESTS=1 says to skip them (CI never does). They are
+marked `browser`: `pytest -m browser` runs them alone, `-m "not browser"` leaves them out.
 """
 
 import contextlib
@@ -58,18 +59,25 @@ SWAGGER_OPERATION = re.compile(
 )
 
 
+# Debian's browser alone (no desktop, a fraction of the packages), then the full browser.
+CHROMIUM_NAMES = ["chromium-headless-shell", "chromium"]
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    name = os.environ.get("CHROMIUM", "chromium")
-    path = shutil.which(name)
-    if path:
-        return path
+    names = [os.environ["CHROMIUM"]] if os.environ.get("CHROMIUM") else CHROMIUM_NAMES
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    wanted = " or ".join(repr(name) for name in names)
     if os.environ.get("SKIP_BROWSER_TESTS") == "1":
-        pytest.skip(f"SKIP_BROWSER_TESTS=1 and no {name}: the docs were not opened in a browser")
+        pytest.skip(f"SKIP_BROWSER_TESTS=1 and no {wanted}: the docs were not opened in a browser")
     pytest.fail(
-        f"The docs are tested in headless Chromium, and {name!r} is not installed. Install it "
-        "(Debian, Ubuntu: `apt-get install -y chromium`), or set CHROMIUM to a Chrome or "
-        "Chromium binary, or set SKIP_BROWSER_TESTS=1 to skip the browser tests.",
+        f"The docs are tested in headless Chromium, and {wanted} is not installed. Install it "
+        "(`make chromium`; Debian: `apt-get install -y --no-install-recommends "
+        "chromium-headless-shell`), or set CHROMIUM to a Chrome or Chromium binary, or set "
+        "SKIP_BROWSER_TESTS=1 to skip the browser tests.",
         pytrace=False,
     )
 
