@@ -1,5 +1,9 @@
 """The OpenAPI document tells clients every error a route answers with, and its body."""
 
+import asyncio
+import json
+import os
+import sys
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,6 +13,7 @@ from starlette.routing import Mount, Route
 
 from app.api import auth, health, items, users
 from app.schemas import NO_NUL
+from tests.databases import PROJECT_ROOT
 
 ERRORS = {
     ("post", "/auth/token"): {400, 401, 413, 422, 429, 503},
@@ -140,6 +145,26 @@ async def test_the_headers_clients_act_on_are_documented(client: AsyncClient) ->
                     assert header["required"] is True
             if "ETag" in documented.get("200", set()):
                 assert operation["responses"]["200"]["headers"]["ETag"]["required"] is True
+
+
+async def test_python_m_app_openapi_prints_the_document_without_a_server(
+    client: AsyncClient,
+) -> None:
+    # What clients are generated from: the document /openapi.json serves, though the
+    # database named cannot be reached.
+    unreachable = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"
+    printing = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.openapi",
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATABASE_URL": unreachable},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        printed, _ = await printing.communicate()
+    assert printing.returncode == 0
+    assert json.loads(printed) == (await client.get("/openapi.json")).json()
 
 
 async def test_docs_can_log_in_with_the_password_flow(client: AsyncClient) -> None:
