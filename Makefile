@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run migrate test lint format typecheck chromium fuzz bench clean
+.PHONY: install run migrate test lint format typecheck client chromium fuzz bench clean
 
 # $(call apt_install,PACKAGE): a shell command installing a Debian package from apt, as root
 # or through sudo without a password; it fails when neither may.
@@ -56,6 +56,11 @@ format: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# Regenerate the Python client in clients/python from the app's OpenAPI document, after a
+# change of the API (the suite fails while the committed one is stale): see tests/clients.py.
+client: install
+	$(BIN)/python -m tests.clients
 
 # schemathesis against `python -m app` on a fresh PostgreSQL database (FUZZ_DATABASE_URL or
 # TEST_DATABASE_URL names the server; default postgres@127.0.0.1:5432): see tests/fuzz/run.py.
