@@ -20,8 +20,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install runtime run migrate test lint format typecheck chromium prometheus fuzz bench \
-	lock lock-check upgrade clean
+.PHONY: install runtime run migrate test lint format typecheck client chromium prometheus fuzz \
+	bench lock lock-check upgrade clean
 
 # $(call apt_install,PACKAGES): a shell command installing Debian packages from apt, as root
 # or through sudo without a password; it fails when neither may.
@@ -89,6 +89,11 @@ format: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# Regenerate the Python client in clients/python from the app's OpenAPI document, after a
+# change of the API (the suite fails while the committed one is stale): see tests/clients.py.
+client: install
+	$(BIN)/python -m tests.clients
 
 # schemathesis against `python -m app` on a fresh PostgreSQL database (FUZZ_DATABASE_URL or
 # TEST_DATABASE_URL names the server; default postgres@127.0.0.1:5432): see tests/fuzz/run.py.

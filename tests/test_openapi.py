@@ -1,5 +1,9 @@
 """The OpenAPI document tells clients every error a route answers with, and its body."""
 
+import asyncio
+import json
+import os
+import sys
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,6 +13,7 @@ from starlette.routing import Mount, Route
 
 from app.api import auth, health, items, users
 from app.schemas import NO_NUL
+from tests.databases import PROJECT_ROOT
 
 ERRORS = {
     ("post", "/auth/token"): {400, 401, 413, 422, 429, 503},
@@ -28,6 +33,40 @@ ERRORS = {
     ("get", "/health/ready"): {503},
     ("get", "/health/live"): set(),
 }
+# The operation ids, which generated clients name their functions after (`items_update`):
+# part of the API, set on each route, so that renaming or moving code changes none.
+OPERATION_IDS = {
+    ("post", "/auth/token"): "auth-log-in",
+    ("post", "/users/"): "users-create",
+    ("get", "/users/"): "users-list",
+    ("get", "/users/me"): "users-read-me",
+    ("patch", "/users/me"): "users-update-me",
+    ("delete", "/users/me"): "users-delete-me",
+    ("get", "/users/{user_id}"): "users-read",
+    ("post", "/users/{user_id}/items/"): "users-create-item",
+    ("get", "/items/"): "items-list",
+    ("post", "/items/"): "items-create",
+    ("get", "/items/{item_id}"): "items-read",
+    ("patch", "/items/{item_id}"): "items-update",
+    ("delete", "/items/{item_id}"): "items-delete",
+    ("get", "/health"): "health-ready-alias",
+    ("get", "/health/ready"): "health-ready",
+    ("get", "/health/live"): "health-live",
+}
+# The responses that carry headers a client acts on, documented so that clients and the
+# docs know them: ETag wherever one item or one user is shown, Idempotent-Replayed where
+# a retry can be a replay, Retry-After with every 429 and 503.
+SHOWS_ONE = {
+    ("post", "/users/"),
+    ("get", "/users/me"),
+    ("patch", "/users/me"),
+    ("get", "/users/{user_id}"),
+    ("post", "/users/{user_id}/items/"),
+    ("post", "/items/"),
+    ("get", "/items/{item_id}"),
+    ("patch", "/items/{item_id}"),
+}
+REPLAYABLE = {("post", "/users/"), ("post", "/users/{user_id}/items/"), ("post", "/items/")}
 NEEDS_TOKEN = {op for op, codes in ERRORS.items() if 401 in codes and op[1] != "/auth/token"}
 # What the server answers that is not an operation: the document and the docs (app/api/docs.py).
 NOT_OPERATIONS = {
@@ -74,6 +113,60 @@ def test_only_the_document_and_the_docs_are_left_out_of_it(app: FastAPI) -> None
         if isinstance(route, Mount) or (isinstance(route, Route) and not route.include_in_schema)
     }
     assert left_out == NOT_OPERATIONS
+
+
+async def test_operation_ids_are_the_pinned_ones(client: AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operation_ids = {
+        (method, path): operation["operationId"]
+        for path, methods in spec["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert operation_ids == OPERATION_IDS
+
+
+async def test_the_headers_clients_act_on_are_documented(client: AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            op = (method, path)
+            documented = {
+                code: set(response.get("headers", {}))
+                for code, response in operation["responses"].items()
+            }
+            expected_200 = {"ETag"} if op in SHOWS_ONE else set()
+            if op in REPLAYABLE:
+                expected_200.add("Idempotent-Replayed")
+            assert documented.get("200", set()) == expected_200, op
+            if "304" in documented:
+                assert documented["304"] == {"ETag"}, op
+            for code in ("429", "503"):
+                if code in documented:
+                    assert documented[code] == {"Retry-After"}, (op, code)
+                    header = operation["responses"][code]["headers"]["Retry-After"]
+                    assert header["required"] is True
+            if "ETag" in documented.get("200", set()):
+                assert operation["responses"]["200"]["headers"]["ETag"]["required"] is True
+
+
+async def test_python_m_app_openapi_prints_the_document_without_a_server(
+    client: AsyncClient,
+) -> None:
+    # What clients are generated from: the document /openapi.json serves, though the
+    # database named cannot be reached.
+    unreachable = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"
+    printing = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.openapi",
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATABASE_URL": unreachable},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        printed, _ = await printing.communicate()
+    assert printing.returncode == 0
+    assert json.loads(printed) == (await client.get("/openapi.json")).json()
 
 
 async def test_docs_can_log_in_with_the_password_flow(client: AsyncClient) -> None:

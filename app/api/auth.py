@@ -13,6 +13,7 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(503))
 
 @router.post(
     "/token",
+    operation_id="auth-log-in",
     responses=errors((400, "Inactive user"), (401, "Incorrect email or password"), 429, body=True),
 )
 async def log_in(

@@ -27,8 +27,8 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger("app.health")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {
-        "model": errors(503)[503]["model"],
+    503: errors(503)[503]
+    | {
         "description": "Not ready: the database did not answer in time, or its schema is "
         "not at the migrations' head (the reason is in `detail`)",
     }
@@ -92,13 +92,13 @@ def _no_schema(error: Exception) -> bool:
     return getattr(orig, "sqlstate", None) == "42P01" or "no such table" in str(orig)
 
 
-@router.get("/health/live")
+@router.get("/health/live", operation_id="health-live")
 async def live() -> dict[str, str]:
     """200 while the process runs; no I/O."""
     return {"status": "ok"}
 
 
-@router.get("/health/ready", responses=NOT_READY)
+@router.get("/health/ready", operation_id="health-ready", responses=NOT_READY)
 async def ready(request: Request) -> Response:
     """200 when a database round trip succeeds in time and the schema is current."""
     problem = await services(request).readiness.problem()
@@ -114,4 +114,6 @@ async def ready(request: Request) -> Response:
 
 
 # The address load balancers of earlier versions knew.
-router.add_api_route("/health", ready, methods=["GET"], responses=NOT_READY)
+router.add_api_route(
+    "/health", ready, operation_id="health-ready-alias", methods=["GET"], responses=NOT_READY
+)

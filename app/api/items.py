@@ -20,6 +20,7 @@ from app.api.responses import (
     created,
     errors,
     link,
+    shown,
     view_response,
 )
 from app.db import ReadSession as Reads
@@ -79,7 +80,7 @@ async def _why_unchanged(
     return Conflict()  # it changed between the write and this read
 
 
-@router.get("/", response_model=list[ItemOut])
+@router.get("/", operation_id="items-list", response_model=list[ItemOut])
 async def list_items(
     db: ReadSession,
     page: Page,
@@ -92,6 +93,7 @@ async def list_items(
 
 @router.post(
     "/",
+    operation_id="items-create",
     response_model=ItemOut,
     responses=NEW_ITEM | errors(401, (404, "User not found (deleted meanwhile)"), 409, body=True),
 )
@@ -100,7 +102,12 @@ async def create_item(body: ItemCreate, bearer: Bearer, write: IdempotentWrite) 
     return await create_item_as(write, bearer, bearer.user_id, body)
 
 
-@router.get("/{item_id}", response_model=ItemOut, responses=NOT_MODIFIED | errors(ITEM_NOT_FOUND))
+@router.get(
+    "/{item_id}",
+    operation_id="items-read",
+    response_model=ItemOut,
+    responses=shown("The item") | NOT_MODIFIED | errors(ITEM_NOT_FOUND),
+)
 async def read_item(
     item_id: ItemId, db: ReadSession, if_none_match: IfNoneMatch = None
 ) -> Response:
@@ -110,7 +117,12 @@ async def read_item(
     return item_response(item, if_none_match)
 
 
-@router.patch("/{item_id}", response_model=ItemOut, responses=errors(*CHANGE_ERRORS, body=True))
+@router.patch(
+    "/{item_id}",
+    operation_id="items-update",
+    response_model=ItemOut,
+    responses=shown("The item, changed") | errors(*CHANGE_ERRORS, body=True),
+)
 async def update_item(
     item_id: ItemId, body: ItemUpdate, bearer: Bearer, write: SingleWrite, if_match: IfMatch
 ) -> Response:
@@ -126,6 +138,7 @@ async def update_item(
 
 @router.delete(
     "/{item_id}",
+    operation_id="items-delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content type
     responses=errors(*CHANGE_ERRORS, limited=True),

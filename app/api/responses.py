@@ -21,6 +21,31 @@ DESCRIPTIONS = {
 }
 
 
+# Response headers a client acts on, documented on the responses that carry them.
+ETAG = {
+    "ETag": {
+        "description": "The version shown: send it in If-Match to change the resource only "
+        "if it is still at that version, or in If-None-Match to read it only if it changed",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the recorded response to an earlier request "
+        "with the same Idempotency-Key: nothing was created this time",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "integer"},
+    }
+}
+
+
 def errors(
     *codes: int | tuple[int, str], body: bool = False, limited: bool = False
 ) -> dict[int | str, dict[str, Any]]:
@@ -38,6 +63,8 @@ def errors(
             out[code]["headers"] = {
                 "ETag": {"description": "The resource's current ETag", "schema": {"type": "string"}}
             }
+        if code in (429, 503):
+            out[code]["headers"] = RETRY_AFTER
     if body:
         unreadable = "The body could not be decoded"
         out.setdefault(400, {"model": ErrorMessage, "description": unreadable})
@@ -51,10 +78,16 @@ def errors(
     return out
 
 
+def shown(description: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry of a route's 200 that shows one resource, with its ETag."""
+    return {200: {"description": description, "headers": ETAG}}
+
+
 def created(description: str, links: dict[str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entry of a route's 200 that creates something: what the response's
-    id leads to, as OpenAPI links (clients, and the fuzz run's chains, follow them)."""
-    return {200: {"description": description, "links": links}}
+    """`responses=` entry of a route's 200 that creates something (with an Idempotency-Key,
+    replayed to its retries): its ETag, and what the response's id leads to, as OpenAPI
+    links (clients, and the fuzz run's chains, follow them)."""
+    return {200: {"description": description, "headers": ETAG | REPLAYED, "links": links}}
 
 
 def link(path: str, method: str, parameter: str) -> dict[str, Any]:
@@ -71,7 +104,7 @@ MALFORMED_IF_MATCH = (400, "If-Match is not * or ETags in double quotes (e.g. an
 
 # For reads that answer If-None-Match.
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: If-None-Match holds the current ETag"}
+    304: {"description": "Not modified: If-None-Match holds the current ETag", "headers": ETAG}
 }
 
 

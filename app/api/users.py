@@ -21,6 +21,7 @@ from app.api.responses import (
     created,
     errors,
     link,
+    shown,
     view_response,
 )
 from app.db import Transaction as TransactionSession
@@ -53,6 +54,7 @@ async def _precondition(tx: TransactionSession, bearer: BearerToken, if_match: E
 
 @router.post(
     "/",
+    operation_id="users-create",
     response_model=UserOut,
     responses=created(
         "The new account",
@@ -72,12 +74,17 @@ async def create_user(
     return write.replayable(user_response(user))
 
 
-@router.get("/", response_model=list[UserOut])
+@router.get("/", operation_id="users-list", response_model=list[UserOut])
 async def list_users(db: ReadSession, page: Page) -> Response:
     return view_response(await UserRepository(db).list_views(page))
 
 
-@router.get("/me", response_model=UserOut, responses=NOT_MODIFIED | errors(401))
+@router.get(
+    "/me",
+    operation_id="users-read-me",
+    response_model=UserOut,
+    responses=shown("Your account") | NOT_MODIFIED | errors(401),
+)
 async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch = None) -> Response:
     users = UserRepository(db)
     policy.authenticated(await users.principal(bearer.user_id), bearer)
@@ -86,8 +93,10 @@ async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch = 
 
 @router.patch(
     "/me",
+    operation_id="users-update-me",
     response_model=UserOut,
-    responses=errors(
+    responses=shown("Your account, changed")
+    | errors(
         (400, f"Email already registered, current password incorrect, or {MALFORMED_IF_MATCH[1]}"),
         401,
         (404, "Account deleted meanwhile"),
@@ -130,6 +139,7 @@ async def update_me(
 
 @router.delete(
     "/me",
+    operation_id="users-delete-me",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content type
     responses=errors(
@@ -147,7 +157,10 @@ async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
 
 
 @router.get(
-    "/{user_id}", response_model=UserOut, responses=NOT_MODIFIED | errors((404, "User not found"))
+    "/{user_id}",
+    operation_id="users-read",
+    response_model=UserOut,
+    responses=shown("The user, with their items") | NOT_MODIFIED | errors((404, "User not found")),
 )
 async def read_user(
     request: Request, user_id: UserId, if_none_match: IfNoneMatch = None
@@ -161,6 +174,7 @@ async def read_user(
 
 @router.post(
     "/{user_id}/items/",
+    operation_id="users-create-item",
     response_model=ItemOut,
     responses=NEW_ITEM | errors(401, 403, (404, "User not found"), 409, body=True),
 )
