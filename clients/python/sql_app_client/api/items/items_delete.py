@@ -38,6 +38,11 @@ def _parse_response(
         response_204 = cast(Any, None)
         return response_204
 
+    if response.status_code == 400:
+        response_400 = ErrorMessage.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = ErrorMessage.from_dict(response.json())
 
@@ -113,7 +118,7 @@ def sync_detailed(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -149,7 +154,7 @@ def sync(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -180,7 +185,7 @@ async def asyncio_detailed(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -214,7 +219,7 @@ async def asyncio(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

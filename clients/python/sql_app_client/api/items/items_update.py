@@ -127,7 +127,7 @@ def sync_detailed(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (ItemUpdate): Only the fields sent are changed; `description` may be set to null,
             `title` not.
 
@@ -167,7 +167,7 @@ def sync(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (ItemUpdate): Only the fields sent are changed; `description` may be set to null,
             `title` not.
 
@@ -202,7 +202,7 @@ async def asyncio_detailed(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (ItemUpdate): Only the fields sent are changed; `description` may be set to null,
             `title` not.
 
@@ -240,7 +240,7 @@ async def asyncio(
     Args:
         item_id (int): An item's id.
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (ItemUpdate): Only the fields sent are changed; `description` may be set to null,
             `title` not.
 

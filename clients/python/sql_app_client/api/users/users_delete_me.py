@@ -34,6 +34,11 @@ def _parse_response(
         response_204 = cast(Any, None)
         return response_204
 
+    if response.status_code == 400:
+        response_400 = ErrorMessage.from_dict(response.json())
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = ErrorMessage.from_dict(response.json())
 
@@ -97,7 +102,7 @@ def sync_detailed(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -130,7 +135,7 @@ def sync(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -158,7 +163,7 @@ async def asyncio_detailed(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -189,7 +194,7 @@ async def asyncio(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

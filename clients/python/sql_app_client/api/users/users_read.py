@@ -86,7 +86,8 @@ def sync_detailed(
 
     Args:
         user_id (int): A user's id.
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -118,7 +119,8 @@ def sync(
 
     Args:
         user_id (int): A user's id.
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -145,7 +147,8 @@ async def asyncio_detailed(
 
     Args:
         user_id (int): A user's id.
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -175,7 +178,8 @@ async def asyncio(
 
     Args:
         user_id (int): A user's id.
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -80,7 +80,8 @@ def sync_detailed(
     """Read Me
 
     Args:
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -109,7 +110,8 @@ def sync(
     """Read Me
 
     Args:
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -133,7 +135,8 @@ async def asyncio_detailed(
     """Read Me
 
     Args:
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -160,7 +163,8 @@ async def asyncio(
     """Read Me
 
     Args:
-        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current.
+        if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
+            unless it is `*` or ETags in double quotes).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -122,7 +122,7 @@ def sync_detailed(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (UserUpdate): Only the fields sent are changed. A new password needs the current one.
 
     Raises:
@@ -159,7 +159,7 @@ def sync(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (UserUpdate): Only the fields sent are changed. A new password needs the current one.
 
     Raises:
@@ -191,7 +191,7 @@ async def asyncio_detailed(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (UserUpdate): Only the fields sent are changed. A new password needs the current one.
 
     Raises:
@@ -226,7 +226,7 @@ async def asyncio(
 
     Args:
         if_match (None | str | Unset): The ETag the change was based on: 412 if the resource
-            changed since.
+            changed since (400 unless it is `*` or ETags in double quotes).
         body (UserUpdate): Only the fields sent are changed. A new password needs the current one.
 
     Raises:
