@@ -1,5 +1,6 @@
 """The service as production runs it: `app serve` in a process of its own."""
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -92,3 +93,14 @@ def serving(
     finally:
         if process.poll() is None:
             server.stop()
+
+
+async def concurrent_gets(url: str, path: str, count: int) -> list[int]:
+    """`count` GETs of `path` at once, each on a new connection; their statuses. (The
+    client waits long: a busy machine may take seconds to answer them all.)"""
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=60, trust_env=False
+    ) as client:
+        responses = await asyncio.gather(*(client.get(path) for _ in range(count)))
+    return [response.status_code for response in responses]

@@ -17,7 +17,7 @@ from app.main import create_app
 from app.observability import AccessRecord
 from tests.databases import Database, make_settings, migrate, serve
 from tests.helpers import PASSWORD, new_account, unique_email
-from tests.servers import production_env, serving
+from tests.servers import concurrent_gets, production_env, serving
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -182,7 +182,7 @@ def test_two_workers_both_answer_and_metrics_add_up(tmp_path: Path) -> None:
         # (the kernel hands each to whichever worker asks first).
         sent = 0
         while len(_workers_answering(server.output())) < 2 and sent < 2000:
-            statuses = asyncio.run(_concurrent_gets(server.url, "/users/1", 100))
+            statuses = asyncio.run(concurrent_gets(server.url, "/users/1", 100))
             assert statuses == [404] * 100
             sent += 100
         with httpx.Client(base_url=server.url) as client:
@@ -201,13 +201,6 @@ def test_two_workers_both_answer_and_metrics_add_up(tmp_path: Path) -> None:
 def _workers_answering(output: str) -> set[int]:
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     return {line["pid"] for line in lines if line.get("route") == "/users/{user_id}"}
-
-
-async def _concurrent_gets(url: str, path: str, count: int) -> list[int]:
-    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        responses = await asyncio.gather(*(client.get(path) for _ in range(count)))
-    return [response.status_code for response in responses]
 
 
 # Two processes writing access lines to one pipe, as workers share the server's stderr.
