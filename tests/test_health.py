@@ -1,7 +1,6 @@
 """Liveness needs nothing; readiness needs the database, in time, at the schema's head."""
 
 import asyncio
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -54,16 +53,17 @@ async def test_ready_says_why_not(database: Database, template: Template) -> Non
 async def test_ready_answers_at_once_when_the_request_pool_is_exhausted(
     database: Database,
 ) -> None:
-    settings = make_settings(database.url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5)
+    # A check that waited for the pool would wait for its timeout, past its own:
+    # it would answer 503. Its own timeout is generous, for a busy machine.
+    settings = make_settings(
+        database.url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=60, health_timeout=10
+    )
     app = create_app(settings)
     async with serve(app) as client:
         async with engine_of(app).connect() as held:  # the pool's only connection
             await held.exec_driver_sql("SELECT 1")
-            started = time.monotonic()
             response = await client.get("/health/ready")
-            waited = time.monotonic() - started
-        assert response.status_code == 200
-        assert waited < 2, waited
+        assert response.status_code == 200, response.text
 
 
 def _pgbouncer_only(database: Database) -> None:
