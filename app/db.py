@@ -166,15 +166,17 @@ class FairQueuePool(AsyncAdaptedQueuePool):
 
 
 def create_health_engine(settings: Settings) -> AsyncEngine:
-    """For readiness checks: a fresh connection each time, outside the request pool,
-    whose connecting gives up after HEALTH_TIMEOUT."""
+    """For readiness checks (GET /health/ready, `app check`): a fresh connection each
+    time, outside the request pool, whose connecting gives up after HEALTH_TIMEOUT."""
     # `timeout` is asyncpg's connect timeout, and sqlite3's busy timeout.
     connect_args: dict[str, Any] = {"timeout": settings.health_timeout}
     if settings.engine_url.get_driver_name() == "asyncpg":
+        application_name = f"{settings.db_application_name}-health"
+        if settings.db_pgbouncer:
+            connect_args |= pgbouncer_connect_args(settings, application_name)
+        else:
+            connect_args["server_settings"] = {"application_name": application_name}
         connect_args["command_timeout"] = settings.health_timeout
-        connect_args["server_settings"] = {
-            "application_name": f"{settings.db_application_name}-health"
-        }
     return create_async_engine(settings.engine_url, poolclass=NullPool, connect_args=connect_args)
 
 
@@ -232,21 +234,26 @@ def _asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
     }
 
 
-def pgbouncer_connect_args(settings: Settings) -> dict[str, Any]:
-    """What asyncpg needs behind PgBouncer in transaction mode (DB_PGBOUNCER=true).
+def pgbouncer_connect_args(
+    settings: Settings, application_name: str | None = None
+) -> dict[str, Any]:
+    """What asyncpg needs behind PgBouncer in transaction mode (DB_PGBOUNCER=true), for
+    every engine: requests', readiness checks', migrations'.
 
     Each transaction, and each statement outside one, may run on another server
     connection. asyncpg's named prepared statements, cached per connection, would
     then be missing there ("does not exist"), or, worse, be another statement of the
-    same name and give a wrong answer. With its statement cache off, asyncpg 0.32+
-    sends every statement unnamed, parsed and run in one round trip, which cannot be
-    split. And nothing may rely on a session's settings: PgBouncer refuses startup
-    parameters but the application name, so the statement and lock timeouts and the
-    keepalive come from PgBouncer's connect_query (README, "PgBouncer").
+    same name and give a wrong answer. asyncpg numbers those names per process, so
+    even a fresh connection's first statement meets another process's of the same
+    name there ("already exists"). With its statement cache off, asyncpg 0.32+ sends
+    every statement unnamed, parsed and run in one round trip, which cannot be split.
+    And nothing may rely on a session's settings: PgBouncer refuses startup parameters
+    but the application name, so the statement and lock timeouts and the keepalive
+    come from PgBouncer's connect_query (README, "PgBouncer").
     """
     return {
         "statement_cache_size": 0,
-        "server_settings": {"application_name": settings.db_application_name},
+        "server_settings": {"application_name": application_name or settings.db_application_name},
     }
 
 

@@ -66,7 +66,7 @@ class PasswordHasher:
             try:
                 yield HashingTurn(self._workers)
             finally:
-                self._turns.release()
+                self._turns.release(address)
         finally:
             self._queued[address] -= 1
             if not self._queued[address]:
@@ -102,7 +102,7 @@ class _FairTurns:
             await turn
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():  # granted as it was cancelled
-                self.release()
+                self.release(address)
             else:
                 queue = self._waiting.get(address)
                 if queue is not None and turn in queue:
@@ -111,13 +111,19 @@ class _FairTurns:
                         del self._waiting[address]
             raise
 
-    def release(self) -> None:
+    def release(self, address: str) -> None:
+        """The turn of `address` ended: the next goes to another address, if one waits."""
+        # `address` goes to the back of the rotation: it may have got its turn without
+        # waiting, ahead of addresses that came since (a flood's first request).
+        queue = self._waiting.pop(address, None)
+        if queue is not None:
+            self._waiting[address] = queue
         while self._waiting:
-            address, queue = next(iter(self._waiting.items()))
+            first, queue = next(iter(self._waiting.items()))
             turn = queue.popleft()
-            del self._waiting[address]
+            del self._waiting[first]
             if queue:
-                self._waiting[address] = queue
+                self._waiting[first] = queue
             if not turn.done():
                 turn.set_result(None)
                 return

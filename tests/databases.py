@@ -248,10 +248,19 @@ def checked_out(app: FastAPI) -> int:
     return cast(QueuePool, engine_of(app).pool).checkedout()
 
 
+# Seconds the app's start-up and shutdown may take in a test. With production hashing,
+# start-up makes the stand-in hash in a low-priority thread, which a busy machine
+# serves last: it took over 5 s (asgi-lifespan's default) beside two busy processes.
+LIFESPAN_TIMEOUT = 60
+
+
 @asynccontextmanager
 async def serve(app: FastAPI, *, raise_app_exceptions: bool = True) -> AsyncIterator[AsyncClient]:
     """Run the app as a server does (lifespan included); yield a client speaking HTTP to it."""
-    async with LifespanManager(app), client_of(app, raise_app_exceptions) as client:
+    lifespan = LifespanManager(
+        app, startup_timeout=LIFESPAN_TIMEOUT, shutdown_timeout=LIFESPAN_TIMEOUT
+    )
+    async with lifespan, client_of(app, raise_app_exceptions) as client:
         yield client
         # Whatever the test did, every connection went back to the pool.
         assert checked_out(app) == 0

@@ -118,3 +118,14 @@ async def app_command(env: dict[str, str], *args: str, stdin: bytes = b"") -> Fi
     out, err = await asyncio.wait_for(process.communicate(stdin), timeout=START_TIMEOUT)
     assert process.returncode is not None
     return Finished(process.returncode, out.decode(), err.decode())
+
+
+async def concurrent_gets(url: str, path: str, count: int) -> list[int]:
+    """`count` GETs of `path` at once, each on a new connection; their statuses. (The
+    client waits long: a busy machine may take seconds to answer them all.)"""
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=60, trust_env=False
+    ) as client:
+        responses = await asyncio.gather(*(client.get(path) for _ in range(count)))
+    return [response.status_code for response in responses]
