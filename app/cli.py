@@ -32,15 +32,18 @@ from alembic.config import Config
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc
 
-from app.api.health import MIGRATIONS, Readiness
-from app.db import Sessions, create_engine, create_health_engine
-from app.errors import describe
-from app.observability import configure_logging
-from app.repositories import IdempotencyKeyRepository, LoginFailureRepository, UserRepository
-from app.schemas import Email, Password
-from app.security import PasswordHasher
+from app.domain.repositories.idempotency_keys import IdempotencyKeyRepository
+from app.domain.repositories.login_failures import LoginFailureRepository
+from app.domain.repositories.users import UserRepository
+from app.domain.schemas import Email, Password
+from app.domain.security import PasswordHasher
+from app.platform.engine import create_engine, create_health_engine
+from app.platform.errors import describe
+from app.platform.logs import configure_logging
+from app.platform.readiness import MIGRATIONS, Readiness
+from app.platform.sessions import Sessions
+from app.platform.settings import Settings
 from app.server import serve
-from app.settings import Settings
 
 
 def alembic_config(settings: Settings) -> Config:

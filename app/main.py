@@ -1,34 +1,35 @@
-"""The application factory. Importing this module connects to nothing."""
+"""The application factory: the app's parts, wired together. Importing this module
+connects to nothing."""
 
-import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from app.api import auth, health, items, users
+from app.api import auth, health, items, metrics, users
+from app.api.dependencies import AppState
 from app.api.docs import OAUTH2_REDIRECT_URL, install_docs
-from app.api.health import Readiness
-from app.db import Sessions, connections_returned, create_engine, create_health_engine
-from app.errors import install_error_handlers
-from app.middleware import AnswerCancelledRequests, LimitRequestBodies
-from app.observability import Metrics, Observe, metrics_endpoint, sampling
-from app.repositories import user_view_loader
-from app.security import PasswordHasher, TokenIssuer
-from app.services import Services
-from app.settings import Settings
-from app.throttle import LoginThrottle
+from app.api.errors import install_error_handlers
+from app.api.middleware import AnswerCancelledRequests, LimitRequestBodies, Observe
+from app.domain.repositories.users import user_view_loader
+from app.domain.security import PasswordHasher, TokenIssuer
+from app.domain.throttle import LoginThrottle
+from app.platform.engine import connections_returned, create_engine, create_health_engine
+from app.platform.metrics import Metrics
+from app.platform.readiness import Readiness
+from app.platform.runtime import collector_tuned_for_serving
+from app.platform.sessions import Sessions
+from app.platform.settings import Settings
 
-GC_THRESHOLD = 10_000
 log = logging.getLogger("app")
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # in production, refuses a missing or weak SECRET_KEY
-    metrics = Metrics() if settings.metrics_enabled else None
+    measured = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("SECRET_KEY is not set: tokens are signed with the development key")
         engine = create_engine(settings)
         sessions = Sessions(engine)
-        services = Services(
+        state = AppState(
             settings=settings,
             engine=engine,
             sessions=sessions,
@@ -45,30 +46,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             throttle=LoginThrottle(settings, sessions),
             user_views=user_view_loader(sessions, max_batch=settings.read_batch_size),
             readiness=Readiness(create_health_engine(settings), settings.health_timeout),
-            metrics=metrics,
+            metrics=measured,
         )
-        app.state.services = services  # read through app.services.services()
-        await services.passwords.prepare()
-        # What start-up built lives as long as the process: freezing it spares the
-        # garbage collector from walking it again and again under load (measured:
-        # a third more GET /users/{id} throughput, p99 down from ~70 to ~27 ms).
-        gc.collect()
-        gc.freeze()
-        # A request's garbage is freed by reference counting; only cycles need the
-        # collector. At the default threshold (700 net new objects) it ran every few
-        # requests: ~20 us per GET /users/{id} and ~40 us per POST /items/, with
-        # pauses of 8-9 ms. At 10,000 it runs a few times a minute under load.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
+        app.state.app_state = state  # read by app.api.dependencies, and nowhere else
+        await state.passwords.prepare()
         try:
-            async with sampling(services):
+            async with AsyncExitStack() as serving:
+                serving.enter_context(collector_tuned_for_serving())
+                if measured is not None:
+                    sampled = measured.sampled_every_second(state.sample_metrics)
+                    await serving.enter_async_context(sampled)
                 yield
         finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
-            services.passwords.close()
-            await services.user_views.close()
-            await services.readiness.close()
+            state.passwords.close()
+            await state.user_views.close()
+            await state.readiness.close()
             # Requests cancelled when the shutdown's grace period ran out hand their
             # connections back as they unwind (within milliseconds): then dispose()
             # closes them with the others, instead of the process exit.
@@ -97,12 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitRequestBodies, max_body_size=settings.max_body_size, routes=api_routes)
     app.add_middleware(AnswerCancelledRequests)
     # Added last, so outermost: even a 413 or a 503 at shutdown carries its request id.
-    app.add_middleware(Observe, access_log=settings.access_log, metrics=metrics)
+    app.add_middleware(Observe, access_log=settings.access_log, metrics=measured)
     install_error_handlers(app, api_routes)
     for router in routers:
         app.include_router(router)
-    if metrics is not None:
-        app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    if measured is not None:
+        app.include_router(metrics.router)
     install_docs(app)
     return app
 

@@ -34,8 +34,9 @@ from prometheus_client import multiprocess
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from app.observability import CONNECTIONS, logging_config
-from app.settings import Settings
+from app.platform.logs import logging_config
+from app.platform.metrics import CONNECTIONS
+from app.platform.settings import Settings
 
 # File handles kept for what is not a client connection: the database pool, log
 # files, readiness checks, the interpreter's own.

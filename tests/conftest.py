@@ -20,7 +20,7 @@ from httpx import AsyncClient
 from sqlalchemy import make_url
 
 from app.main import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.databases import (
     BACKENDS,
     TEST_DATABASE_URL,

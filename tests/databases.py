@@ -21,9 +21,9 @@ from sqlalchemy import inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-from app.db import create_engine
-from app.services import services_of
-from app.settings import Settings
+from app.api.dependencies import state_of
+from app.platform.engine import create_engine
+from app.platform.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -240,7 +240,7 @@ def _same_server(url: str, other: str) -> bool:
 
 def engine_of(app: FastAPI) -> AsyncEngine:
     """The running app's engine."""
-    return services_of(app).engine
+    return state_of(app).engine
 
 
 def checked_out(app: FastAPI) -> int:

@@ -15,7 +15,7 @@ from pwdlib import PasswordHash
 from pydantic import ValidationError
 
 from app.main import create_app
-from app.settings import DEVELOPMENT_SECRET_KEY, Settings
+from app.platform.settings import DEVELOPMENT_SECRET_KEY, Settings
 from tests.databases import PROJECT_ROOT, Database, make_settings, serve
 from tests.helpers import PASSWORD, log_in, new_account, sign_up, unique_email
 

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import event
 
-from app.batching import Coalescer
 from app.main import create_app
+from app.platform.batching import Coalescer
 from tests.databases import Database, engine_of, make_settings, serve, unreachable
 from tests.helpers import create_item, new_account
 

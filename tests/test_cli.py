@@ -23,9 +23,9 @@ async def test_a_command_that_succeeds_prints_its_result_alone(database: Databas
 # The pool's own logger, configured as every command and the service configure it.
 _POOL_LOGGER = """
 import sys
-from app.db import create_engine
-from app.observability import configure_logging
-from app.settings import Settings
+from app.platform.engine import create_engine
+from app.platform.logs import configure_logging
+from app.platform.settings import Settings
 
 settings = Settings(_env_file=None, database_url=sys.argv[1])
 configure_logging(settings, stream=sys.stderr)

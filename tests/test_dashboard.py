@@ -30,8 +30,8 @@ import httpx
 import pytest
 import yaml
 
-from app.errors import Unavailable
-from app.observability import Metrics
+from app.platform.errors import Unavailable
+from app.platform.metrics import Metrics
 from tests.databases import migrate
 from tests.helpers import PASSWORD, unique_email
 from tests.monitoring import (

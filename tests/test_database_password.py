@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import make_url, text
 
 from app.cli import check, migrate
-from app.db import create_engine, create_health_engine
-from app.settings import Settings
+from app.platform.engine import create_engine, create_health_engine
+from app.platform.settings import Settings
 from tests.databases import TEST_DATABASE_URL, make_settings, postgres_account
 
 # Each of the characters that break an interpolated URL, and an escape look-alike.

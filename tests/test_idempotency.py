@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from httpx import AsyncClient, Response
 
+from app.api.dependencies import state_of
 from app.main import create_app
-from app.services import services_of
 from tests.databases import Database, make_settings, serve
 from tests.faults import eventually, postgres_only, row_locked
 from tests.helpers import PASSWORD, new_account, unique_email
@@ -62,7 +62,7 @@ async def test_a_retry_while_the_first_runs_is_409(
     async with serve(app) as client:
         # The first sign-up is held in its hashing, holding its key, until the retry
         # has been answered (however slow the machine).
-        hasher = services_of(app).passwords
+        hasher = state_of(app).passwords
         hashing, release = asyncio.Event(), asyncio.Event()
         hash_password = hasher.hash
 
@@ -92,7 +92,7 @@ async def test_a_retry_takes_over_a_key_whose_hold_lapsed(
     # resumes, saves nothing.
     app = create_app(make_settings(database.url, idempotency_key_lease=0.2))
     async with serve(app) as client:
-        hasher = services_of(app).passwords
+        hasher = state_of(app).passwords
         hashing, release = asyncio.Event(), asyncio.Event()
         hash_password = hasher.hash
         calls = 0

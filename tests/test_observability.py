@@ -17,9 +17,9 @@ import httpx
 import pytest
 from httpx import AsyncClient
 
-from app.errors import Unavailable
 from app.main import create_app
-from app.observability import AccessRecord
+from app.platform.errors import Unavailable
+from app.platform.logs import AccessRecord
 from tests.databases import Database, engine_of, make_settings, migrate, serve, unreachable
 from tests.helpers import PASSWORD, create_item, new_account, unique_email
 from tests.servers import START_TIMEOUT, concurrent_gets, production_env, serving
@@ -391,8 +391,8 @@ def _workers(output: str, **fields: str) -> set[int]:
 # Two processes writing access lines to one pipe, as workers share the server's stderr.
 _WRITER = """
 import asyncio, logging, sys
-from app.observability import AccessRecord, configure_logging, access_log
-from app.settings import Settings
+from app.platform.logs import AccessRecord, configure_logging, access_log
+from app.platform.settings import Settings
 
 configure_logging(Settings(log_format="json"), stream=sys.stderr)
 
@@ -426,6 +426,4 @@ def test_an_access_record_has_every_field_a_formatter_may_name() -> None:
     line = logging.Formatter(
         "%(asctime)s %(name)s %(levelname)s %(filename)s:%(lineno)d %(process)d %(message)s"
     ).format(record)
-    assert line.endswith(
-        f"app.access INFO observability.py:0 {os.getpid()} GET /users/{{user_id}} 200"
-    )
+    assert line.endswith(f"app.access INFO logs.py:0 {os.getpid()} GET /users/{{user_id}} 200")

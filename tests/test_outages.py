@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy import make_url
 
 from app.main import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.databases import Database, checked_out, engine_of, make_settings, serve
 from tests.faults import (
     Timed,

@@ -1,14 +1,21 @@
 """Who may act for whom: the policy's Python and SQL forms agree on every kind of caller."""
 
+from collections.abc import Iterator
 from typing import Any
 
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy import literal, select
 
-from app import policy
-from app.db import Sessions, create_engine
-from app.errors import Forbidden, NotAuthenticated
-from app.repositories import UserRepository
-from app.security import Bearer
+from app.api import auth, health, items, metrics, users
+from app.api.dependencies import BearerToken, single_write, transaction
+from app.api.idempotency import idempotent_write
+from app.domain import policy
+from app.domain.repositories.users import UserRepository
+from app.domain.security import Bearer
+from app.platform.engine import create_engine
+from app.platform.errors import Forbidden, NotAuthenticated
+from app.platform.sessions import Sessions
 from tests.databases import Database, make_settings
 
 ACCOUNTS = {  # name: (is_active, is_superuser)
@@ -88,3 +95,36 @@ async def test_both_forms_of_the_policy_agree_on_every_caller(database: Database
         else:
             assert type(refused) is expected[0], caller
             assert refused.detail == expected[1], caller
+
+
+# Routes whose writes need no token: signing up and logging in.
+OPEN_WRITES = {("POST", "/users/"), ("POST", "/auth/token")}
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def test_every_route_that_writes_asks_who_the_caller_is() -> None:
+    # A write route that forgot to ask for the caller would change data for anyone: a
+    # route whose unit of work writes depends on the bearer token, whose user the
+    # policy then judges (in the write's statement, or through MyAccountDep).
+    writes = {single_write, transaction, idempotent_write}
+    routes = [
+        (method, route.path, list(_calls(route.dependant)))
+        for module in (auth, health, items, metrics, users)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    ]
+    writing = {(method, path) for method, path, calls in routes if writes & set(calls)}
+    asking = {
+        (method, path)
+        for method, path, calls in routes
+        if any(isinstance(call, BearerToken) for call in calls)
+    }
+    assert writing - asking == OPEN_WRITES
+    # Sign-up, log-in, the two item creations, an item's change and deletion, and /users/me's.
+    assert len(writing) == 8

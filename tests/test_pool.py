@@ -4,7 +4,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from app.db import create_engine
+from app.platform.engine import create_engine
 from tests.databases import Database, make_settings
 
 

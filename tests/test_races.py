@@ -4,8 +4,8 @@ import asyncio
 
 from httpx import AsyncClient
 
+from app.api.dependencies import state_of
 from app.main import create_app
-from app.services import services_of
 from tests.databases import Database, make_settings, serve
 from tests.faults import eventually
 from tests.helpers import PASSWORD, create_item, log_in, new_account
@@ -50,7 +50,7 @@ async def test_a_password_change_racing_the_account_deletion_is_404(database: Da
         )
 
         async def in_its_turn() -> bool:
-            return services_of(app).passwords.queue_length > 0
+            return state_of(app).passwords.queue_length > 0
 
         await eventually(in_its_turn, within=60, every=0.001)
         assert (await client.delete("/users/me", headers=me.headers)).status_code == 204

@@ -11,15 +11,15 @@ from fastapi.routing import APIRoute
 from httpx import AsyncClient
 from sqlalchemy import func, insert, select
 
-from app import db
 from app.api import auth, health, items, users
-from app.api.deps import ReadSession, SingleWrite
+from app.api.dependencies import ReadSessionDep, SingleWriteDep
 from app.main import create_app
-from app.models import User
-from app.settings import Settings
+from app.platform import sessions
+from app.platform.models import User
+from app.platform.settings import Settings
 from tests.databases import PROJECT_ROOT, Database, serve
 
-KINDS = {db.ReadSession, db.SingleWrite, db.Transaction}
+KINDS = {sessions.ReadSession, sessions.SingleWrite, sessions.Transaction}
 
 
 def _declared_kinds(route: APIRoute) -> set[type]:
@@ -40,7 +40,7 @@ def test_reads_never_ask_for_a_session_that_writes() -> None:
     for (path, methods), kinds in declared.items():
         assert len(kinds) <= 1, (path, methods, kinds)
         if methods <= {"GET", "HEAD"}:
-            assert kinds <= {db.ReadSession}, (path, methods)
+            assert kinds <= {sessions.ReadSession}, (path, methods)
     assert {kind for kinds in declared.values() for kind in kinds} == KINDS
 
 
@@ -50,7 +50,7 @@ async def test_a_route_writing_through_a_read_session_fails(
     app = create_app(settings)
 
     @app.post("/sneaky-write")
-    async def sneaky_write(read: ReadSession) -> None:
+    async def sneaky_write(read: ReadSessionDep) -> None:
         await read.execute(insert(User).values(email="x@example.com", hashed_password="x"))  # type: ignore[arg-type]
 
     async with serve(app, raise_app_exceptions=False) as client:
@@ -64,12 +64,12 @@ async def test_a_single_write_runs_one_write_statement(
     app = create_app(settings)
 
     @app.post("/two-writes")
-    async def two_writes(write: SingleWrite) -> None:
+    async def two_writes(write: SingleWriteDep) -> None:
         await write.write(insert(User).values(email="a@example.com", hashed_password="x"))
         await write.write(insert(User).values(email="b@example.com", hashed_password="x"))
 
     @app.post("/write-then-read")
-    async def write_then_read(write: SingleWrite) -> int:
+    async def write_then_read(write: SingleWriteDep) -> int:
         await write.write(insert(User).values(email="c@example.com", hashed_password="x"))
         return (await write.execute(select(func.count()).select_from(User))).scalar_one()
 
@@ -87,19 +87,20 @@ def test_the_type_checker_refuses_writes_through_a_read_session(tmp_path: Path) 
         """
         from sqlalchemy import insert
 
-        from app.api.deps import ReadSession, SingleWrite
-        from app.models import Item, User
-        from app.repositories import ItemRepository, UserRepository
+        from app.api.dependencies import ReadSessionDep, SingleWriteDep
+        from app.domain.repositories.items import ItemRepository
+        from app.domain.repositories.users import UserRepository
+        from app.platform.models import Item, User
 
 
-        async def writes_through_a_read_session(db: ReadSession, item: Item) -> None:
+        async def writes_through_a_read_session(db: ReadSessionDep, item: Item) -> None:
             await ItemRepository(db).save(item)
             await UserRepository(db).add(email="a@example.com", hashed_password="x")
             await db.execute(insert(User))
             db.add(item)
 
 
-        async def changes_an_entity_in_a_single_write(write: SingleWrite, item: Item) -> None:
+        async def changes_an_entity_in_a_single_write(write: SingleWriteDep, item: Item) -> None:
             await ItemRepository(write).save(item)
         """
     )
@@ -115,10 +116,10 @@ def test_the_type_checker_refuses_writes_through_a_read_session(tmp_path: Path) 
     )
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     lines = sorted(int(line.split(":")[1]) for line in errors)
-    assert lines == [9, 10, 11, 12, 16], result.stdout
+    assert lines == [10, 11, 12, 13, 17], result.stdout
 
 
-@pytest.mark.parametrize("kind", [db.ReadSession, db.SingleWrite])
+@pytest.mark.parametrize("kind", [sessions.ReadSession, sessions.SingleWrite])
 def test_sessions_without_a_transaction_have_no_write_methods(kind: type) -> None:
     assert not hasattr(kind, "add")
     assert not hasattr(kind, "flush")

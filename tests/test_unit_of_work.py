@@ -7,10 +7,10 @@ from httpx import AsyncClient
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.api.deps import Transaction
+from app.api.dependencies import TransactionDep
+from app.domain.repositories.users import UserRepository
 from app.main import create_app
-from app.repositories import UserRepository
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.databases import Database, checked_out, engine_of, make_settings, serve, unreachable
 from tests.helpers import create_item, new_account, new_superuser
 
@@ -86,7 +86,7 @@ async def test_an_exception_after_a_write_rolls_the_write_back(
     app = create_app(settings)
 
     @app.post("/write-then-fail")
-    async def write_then_fail(tx: Transaction) -> None:
+    async def write_then_fail(tx: TransactionDep) -> None:
         await UserRepository(tx).add(email="ghost@example.com", hashed_password="x")
         raise RuntimeError("failure after the write")
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
-from app.views import ITEM_VIEW, USER_VIEW, View
+from app.domain.schemas import ITEM_VIEW, USER_VIEW, View
 from tests.helpers import create_item, new_account
 
 VIEWS = {"ItemOut": ITEM_VIEW, "UserOut": USER_VIEW}

@@ -1,12 +1,20 @@
+"""Log in (OAuth2 password flow) for a bearer token."""
+
 from typing import Annotated
 
 from fastapi import APIRouter, Form
 
-from app.api.deps import ClientAddress, LoginThrottling, Passwords, Tokens, Transaction
+from app.api.dependencies import (
+    ClientAddressDep,
+    PasswordsDep,
+    ThrottleDep,
+    TokensDep,
+    TransactionDep,
+)
 from app.api.responses import errors
-from app.errors import InactiveUser, IncorrectLogin
-from app.repositories import UserRepository
-from app.schemas import LoginForm, Token, normalized_email
+from app.domain.repositories.users import UserRepository
+from app.domain.schemas import LoginForm, Token, normalized_email
+from app.platform.errors import InactiveUser, IncorrectLogin
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(503))
 
@@ -18,11 +26,11 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(503))
 )
 async def log_in(
     form: Annotated[LoginForm, Form()],
-    tx: Transaction,
-    passwords: Passwords,
-    tokens: Tokens,
-    throttle: LoginThrottling,
-    address: ClientAddress,
+    tx: TransactionDep,
+    passwords: PasswordsDep,
+    tokens: TokensDep,
+    throttle: ThrottleDep,
+    address: ClientAddressDep,
 ) -> Token:
     """OAuth2 password flow: `username` is the account's email. Returns a bearer token.
     Repeated failures for an account or from an address get 429 for a while."""

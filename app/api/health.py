@@ -1,31 +1,19 @@
-"""Health: liveness (no I/O) and readiness (the database answers and its schema is current).
-
-Readiness uses a connection of its own, outside the request pool, made for each
-check and bounded by HEALTH_TIMEOUT: it answers within about a second even when
-requests have exhausted the pool or the database stopped answering. GET /health
-is an alias of /health/ready. None of them needs a token, and they stay out of
-the access log at info level.
+"""Health: liveness (no I/O) and readiness (app.platform.readiness: the database answers
+and its schema is current). GET /health is an alias of /health/ready. None of them needs a
+token, and they stay out of the access log at info level.
 """
 
-import asyncio
-import logging
-from pathlib import Path
 from typing import Any
 
 import orjson
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.dependencies import ReadinessDep
+from app.api.errors import mark_unavailable
 from app.api.responses import errors
-from app.errors import Unavailable, describe, mark_unavailable
-from app.services import services
+from app.platform.errors import RETRY_AFTER, Unavailable
 
 router = APIRouter(tags=["health"])
-log = logging.getLogger("app.health")
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 NOT_READY: dict[int | str, dict[str, Any]] = {
     503: errors(503)[503]
     | {
@@ -35,63 +23,6 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
 }
 
 
-def schema_head() -> str | None:
-    """The revision `alembic upgrade head` leads to (the migrations ship with the app)."""
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
-
-
-class Readiness:
-    def __init__(self, engine: AsyncEngine, timeout: float) -> None:
-        self._engine = engine  # a NullPool engine: a fresh connection each check
-        self._timeout = timeout
-        self._head = schema_head()
-
-    async def problem(self) -> str | None:
-        """Why the service is not ready to serve, or None. For any client: the
-        database's own words are not in it (the log names the error's class)."""
-        problem, error = await self._check()
-        if error is not None:
-            log.warning("readiness check failed: %s", type(error).__name__)
-        return problem
-
-    async def diagnosis(self) -> str | None:
-        """problem(), with what the database or the network said, for the operator
-        (`app check`); nothing is logged."""
-        problem, error = await self._check()
-        return f"{problem}: {describe(error)}" if error is not None else problem
-
-    async def _check(self) -> tuple[str | None, Exception | None]:
-        """The problem, and the error behind it when the database could not be asked."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                async with self._engine.connect() as connection:
-                    result = await connection.execute(
-                        text("SELECT version_num FROM alembic_version")
-                    )
-                    current = result.scalar()
-        except TimeoutError:
-            return f"the database did not answer within {self._timeout:g} s", None
-        except (SQLAlchemyError, OSError) as error:
-            if _no_schema(error):
-                return "the database has no schema yet: run the migrations (app migrate)", None
-            return "the database is unreachable or refused the check", error
-        if current != self._head:
-            return (
-                f"the schema is at revision {current}, not {self._head}: run the migrations",
-                None,
-            )
-        return None, None
-
-    async def close(self) -> None:
-        await self._engine.dispose()
-
-
-def _no_schema(error: Exception) -> bool:
-    # PostgreSQL: undefined_table; SQLite: "no such table".
-    orig = getattr(error, "orig", None)
-    return getattr(orig, "sqlstate", None) == "42P01" or "no such table" in str(orig)
-
-
 @router.get("/health/live", operation_id="health-live")
 async def live() -> dict[str, str]:
     """200 while the process runs; no I/O."""
@@ -99,9 +30,9 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/health/ready", operation_id="health-ready", responses=NOT_READY)
-async def ready(request: Request) -> Response:
+async def ready(request: Request, readiness: ReadinessDep) -> Response:
     """200 when a database round trip succeeds in time and the schema is current."""
-    problem = await services(request).readiness.problem()
+    problem = await readiness.problem()
     if problem is None:
         return Response(b'{"status":"ok"}', media_type="application/json")
     mark_unavailable(request.scope, Unavailable.NOT_READY)
@@ -109,7 +40,7 @@ async def ready(request: Request) -> Response:
         orjson.dumps({"detail": problem}),
         status_code=503,
         media_type="application/json",
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": RETRY_AFTER},
     )
 
 

@@ -1,34 +1,34 @@
+"""Items: public to read, their owner's (or a superuser's) to change."""
+
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app import policy
-from app.api.conditional import EntityTags, item_etag, item_response
-from app.api.deps import (
-    Bearer,
-    IdempotentWrite,
-    IfMatch,
+from app.api.dependencies import (
+    BearerDep,
+    IfMatchDep,
     IfNoneMatch,
     ItemId,
-    Page,
-    ReadSession,
-    SingleWrite,
+    PageQuery,
+    ReadSessionDep,
+    SingleWriteDep,
 )
+from app.api.idempotency import IdempotentWrite, IdempotentWriteDep
 from app.api.responses import (
     MALFORMED_IF_MATCH,
     NOT_MODIFIED,
     created,
     errors,
+    item_response,
     link,
     shown,
     view_response,
 )
-from app.db import ReadSession as Reads
-from app.errors import Conflict, DomainError, ItemNotFound, PreconditionFailed
-from app.idempotency import IdempotentWrite as IdempotentWriteSession
-from app.repositories import ItemRepository, UserRepository
-from app.schemas import Id, ItemCreate, ItemOut, ItemUpdate, SearchText
-from app.security import Bearer as BearerToken
+from app.domain import refusals
+from app.domain.repositories.items import ItemRepository
+from app.domain.schemas import Id, ItemCreate, ItemOut, ItemUpdate, SearchText
+from app.domain.security import Bearer
+from app.platform.errors import ItemNotFound
 
 router = APIRouter(prefix="/items", tags=["items"], responses=errors(503))
 
@@ -46,44 +46,21 @@ NEW_ITEM = created(
 
 
 async def create_item_as(
-    write: IdempotentWriteSession, bearer: BearerToken, owner_id: int, body: ItemCreate
+    write: IdempotentWrite, bearer: Bearer, owner_id: int, body: ItemCreate
 ) -> Response:
-    """Both item-creation routes: the policy checked in the INSERT itself; when it
-    refuses, the caller is read to say why (or, if it may after all, it changed
-    meanwhile: 409)."""
+    """Both item-creation routes: the policy is checked in the INSERT itself."""
     item = await ItemRepository(write).add_as(
         bearer, owner_id, title=body.title, description=body.description
     )
     if item is None:
-        caller = await UserRepository(write).principal(bearer.user_id)
-        raise policy.refusal(caller, bearer, owner_id) or Conflict()
+        raise await refusals.why_not_created(write, bearer, owner_id)
     return write.replayable(item_response(item))
-
-
-async def _why_unchanged(
-    reads: Reads, bearer: BearerToken, item_id: int, if_match: EntityTags | None
-) -> DomainError:
-    # A change checked in SQL matched nothing: read why, in the order a request is
-    # judged (who asks, what exists, whose it is, which version).
-    caller = await UserRepository(reads).principal(bearer.user_id)
-    failure = policy.authentication_failure(caller, bearer)
-    if failure is not None:
-        return failure
-    item = await ItemRepository(reads).view(item_id)
-    if item is None:
-        return ItemNotFound()
-    refused = policy.refusal(caller, bearer, item["owner_id"])
-    if refused is not None:
-        return refused
-    if if_match is not None and not if_match.match(item_etag(item), weak=False):
-        return PreconditionFailed(item_etag(item))
-    return Conflict()  # it changed between the write and this read
 
 
 @router.get("/", operation_id="items-list", response_model=list[ItemOut])
 async def list_items(
-    db: ReadSession,
-    page: Page,
+    db: ReadSessionDep,
+    page: PageQuery,
     owner_id: Annotated[Id | None, Query(description="Only this user's items.")] = None,
     q: Annotated[SearchText | None, Query()] = None,
 ) -> Response:
@@ -97,7 +74,7 @@ async def list_items(
     response_model=ItemOut,
     responses=NEW_ITEM | errors(401, (404, "User not found (deleted meanwhile)"), 409, body=True),
 )
-async def create_item(body: ItemCreate, bearer: Bearer, write: IdempotentWrite) -> Response:
+async def create_item(body: ItemCreate, bearer: BearerDep, write: IdempotentWriteDep) -> Response:
     """Create an item owned by the token's user."""
     return await create_item_as(write, bearer, bearer.user_id, body)
 
@@ -109,7 +86,7 @@ async def create_item(body: ItemCreate, bearer: Bearer, write: IdempotentWrite) 
     responses=shown("The item") | NOT_MODIFIED | errors(ITEM_NOT_FOUND),
 )
 async def read_item(
-    item_id: ItemId, db: ReadSession, if_none_match: IfNoneMatch = None
+    item_id: ItemId, db: ReadSessionDep, if_none_match: IfNoneMatch = None
 ) -> Response:
     item = await ItemRepository(db).view(item_id)
     if item is None:
@@ -124,7 +101,11 @@ async def read_item(
     responses=shown("The item, changed") | errors(*CHANGE_ERRORS, body=True),
 )
 async def update_item(
-    item_id: ItemId, body: ItemUpdate, bearer: Bearer, write: SingleWrite, if_match: IfMatch
+    item_id: ItemId,
+    body: ItemUpdate,
+    bearer: BearerDep,
+    write: SingleWriteDep,
+    if_match: IfMatchDep,
 ) -> Response:
     """Change the title and/or description: the owner's token, or a superuser's. With
     If-Match, only if the item is still at that ETag (412 otherwise)."""
@@ -132,7 +113,7 @@ async def update_item(
     changes = body.model_dump(exclude_unset=True)
     item = await ItemRepository(write).update_as(bearer, item_id, changes, versions)
     if item is None:
-        raise await _why_unchanged(write, bearer, item_id, if_match)
+        raise await refusals.why_unchanged(write, bearer, item_id, versions)
     return item_response(item)
 
 
@@ -144,10 +125,10 @@ async def update_item(
     responses=errors(*CHANGE_ERRORS, limited=True),
 )
 async def delete_item(
-    item_id: ItemId, bearer: Bearer, write: SingleWrite, if_match: IfMatch
+    item_id: ItemId, bearer: BearerDep, write: SingleWriteDep, if_match: IfMatchDep
 ) -> None:
     """Delete an item: the owner's token, or a superuser's. With If-Match, only if the
     item is still at that ETag (412 otherwise)."""
     versions = if_match.item_versions() if if_match else None
     if not await ItemRepository(write).delete_as(bearer, item_id, versions):
-        raise await _why_unchanged(write, bearer, item_id, if_match)
+        raise await refusals.why_unchanged(write, bearer, item_id, versions)

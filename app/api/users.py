@@ -1,19 +1,21 @@
-from fastapi import APIRouter, Request, Response, status
+"""Users: sign up, read accounts, manage your own (`/users/me`)."""
 
-from app import policy
-from app.api.conditional import EntityTags, user_etag, user_response
-from app.api.deps import (
-    Bearer,
-    ClientAddress,
-    IdempotentWrite,
-    IfMatch,
+from fastapi import APIRouter, Response, status
+
+from app.api.dependencies import (
+    BearerDep,
+    ClientAddressDep,
     IfNoneMatch,
-    Page,
-    Passwords,
-    ReadSession,
-    Transaction,
+    MyAccountDep,
+    MyAccountViewDep,
+    PageQuery,
+    PasswordsDep,
+    ReadSessionDep,
+    TransactionDep,
     UserId,
+    UserViewsDep,
 )
+from app.api.idempotency import IdempotentWriteDep
 from app.api.items import NEW_ITEM, create_item_as
 from app.api.responses import (
     MALFORMED_IF_MATCH,
@@ -22,34 +24,14 @@ from app.api.responses import (
     errors,
     link,
     shown,
+    user_response,
     view_response,
 )
-from app.db import Transaction as TransactionSession
-from app.errors import IncorrectPassword, PreconditionFailed, UserNotFound
-from app.repositories import UserRepository
-from app.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
-from app.security import Bearer as BearerToken
-from app.services import services
-from app.views import ViewDict
+from app.domain.repositories.users import UserRepository
+from app.domain.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
+from app.platform.errors import IncorrectPassword, UserNotFound
 
 router = APIRouter(prefix="/users", tags=["users"], responses=errors(503))
-
-
-def _found(user: ViewDict | None) -> ViewDict:
-    if user is None:
-        raise UserNotFound
-    return user
-
-
-async def _precondition(tx: TransactionSession, bearer: BearerToken, if_match: EntityTags) -> None:
-    """412 unless the account is still at the If-Match ETag; holds its row meanwhile."""
-    users = UserRepository(tx)
-    await users.lock(bearer.user_id)
-    current = await users.view(bearer.user_id)
-    if current is not None:
-        etag = user_etag(current)
-        if not if_match.match(etag, weak=False):
-            raise PreconditionFailed(etag)
 
 
 @router.post(
@@ -66,7 +48,10 @@ async def _precondition(tx: TransactionSession, bearer: BearerToken, if_match: E
     | errors((400, "Email already registered"), 409, 429, body=True),
 )
 async def create_user(
-    body: UserCreate, write: IdempotentWrite, passwords: Passwords, address: ClientAddress
+    body: UserCreate,
+    write: IdempotentWriteDep,
+    passwords: PasswordsDep,
+    address: ClientAddressDep,
 ) -> Response:
     """Sign up. The password is hashed (argon2id) and never returned."""
     hashed_password = await passwords.hash(body.password, address)
@@ -75,7 +60,7 @@ async def create_user(
 
 
 @router.get("/", operation_id="users-list", response_model=list[UserOut])
-async def list_users(db: ReadSession, page: Page) -> Response:
+async def list_users(db: ReadSessionDep, page: PageQuery) -> Response:
     return view_response(await UserRepository(db).list_views(page))
 
 
@@ -85,10 +70,8 @@ async def list_users(db: ReadSession, page: Page) -> Response:
     response_model=UserOut,
     responses=shown("Your account") | NOT_MODIFIED | errors(401),
 )
-async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch = None) -> Response:
-    users = UserRepository(db)
-    policy.authenticated(await users.principal(bearer.user_id), bearer)
-    return user_response(_found(await users.view(bearer.user_id)), if_none_match)
+async def read_me(me: MyAccountViewDep, if_none_match: IfNoneMatch = None) -> Response:
+    return user_response(me, if_none_match)
 
 
 @router.patch(
@@ -109,32 +92,32 @@ async def read_me(bearer: Bearer, db: ReadSession, if_none_match: IfNoneMatch = 
 )
 async def update_me(
     body: UserUpdate,
-    bearer: Bearer,
-    tx: Transaction,
-    passwords: Passwords,
-    address: ClientAddress,
-    if_match: IfMatch,
+    account: MyAccountDep,
+    tx: TransactionDep,
+    passwords: PasswordsDep,
+    address: ClientAddressDep,
 ) -> Response:
     """Change the email and/or the password; a new password needs `current_password`,
     and revokes every token issued before (log in again). With If-Match, only if the
     account is still at that ETag (412 otherwise)."""
-    users = UserRepository(tx)
-    if if_match is not None:
-        await _precondition(tx, bearer, if_match)
     if body.password is not None and body.current_password is not None:  # sent together
         async with passwords.turn(address) as hashing:  # the account is loaded in our turn
-            me = policy.authenticated(await users.get(bearer.user_id), bearer)
+            me = await account.load()
             matches, _ = await hashing.verify(body.current_password, me.hashed_password)
             if not matches:
                 raise IncorrectPassword
             me.hashed_password = await hashing.hash(body.password)
             me.token_version += 1
     else:
-        me = policy.authenticated(await users.get(bearer.user_id), bearer)
+        me = await account.load()
     if body.email is not None:
         me.email = body.email
+    users = UserRepository(tx)
     await users.save(me)
-    return user_response(_found(await users.view(me.id)))
+    changed = await users.view(me.id)
+    if changed is None:  # deleted meanwhile
+        raise UserNotFound
+    return user_response(changed)
 
 
 @router.delete(
@@ -146,14 +129,11 @@ async def update_me(
         MALFORMED_IF_MATCH, 401, (404, "Account deleted meanwhile"), 412, 428, limited=True
     ),
 )
-async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
+async def delete_me(account: MyAccountDep, tx: TransactionDep) -> None:
     """Delete the account and, with it, all of its items. With If-Match, only if the
     account is still at that ETag (412 otherwise)."""
-    users = UserRepository(tx)
-    if if_match is not None:
-        await _precondition(tx, bearer, if_match)
-    policy.authenticated(await users.principal(bearer.user_id), bearer)
-    await users.delete(bearer.user_id)
+    me = await account.load()
+    await UserRepository(tx).delete(me.id)
 
 
 @router.get(
@@ -163,13 +143,12 @@ async def delete_me(bearer: Bearer, tx: Transaction, if_match: IfMatch) -> None:
     responses=shown("The user, with their items") | NOT_MODIFIED | errors((404, "User not found")),
 )
 async def read_user(
-    request: Request, user_id: UserId, if_none_match: IfNoneMatch = None
+    user_id: UserId, views: UserViewsDep, if_none_match: IfNoneMatch = None
 ) -> Response:
-    # Users with their items by id, concurrent look-ups answered by one query
-    # (app.batching), outside any unit of work. Reached from the request: as a
-    # dependency of its own, solving it cost 6% of this route's instructions.
-    views = services(request).user_views
-    return user_response(_found(await views.get(user_id)), if_none_match)
+    user = await views.get(user_id)
+    if user is None:
+        raise UserNotFound
+    return user_response(user, if_none_match)
 
 
 @router.post(
@@ -179,7 +158,7 @@ async def read_user(
     responses=NEW_ITEM | errors(401, 403, (404, "User not found"), 409, body=True),
 )
 async def create_item_for_user(
-    user_id: UserId, body: ItemCreate, bearer: Bearer, write: IdempotentWrite
+    user_id: UserId, body: ItemCreate, bearer: BearerDep, write: IdempotentWriteDep
 ) -> Response:
     """Create an item owned by `user_id`: that user's token, or a superuser's."""
     return await create_item_as(write, bearer, user_id, body)

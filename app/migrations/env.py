@@ -8,9 +8,9 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import pgbouncer_connect_args
-from app.models import Base
-from app.settings import Settings
+from app.platform.engine import pgbouncer_connect_args
+from app.platform.models import Base
+from app.platform.settings import Settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -27,15 +27,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import orjson
-from fastapi import Header, Request, Response
+from fastapi import Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import SingleWrite, Transaction
-from app.errors import EarlyResponse, IdempotencyKeyInUse
-from app.repositories import IdempotencyKeyRepository, IdempotencyRecord
-from app.security import InvalidToken
-from app.services import services
+from app.api.dependencies import app_state
+from app.api.errors import EarlyResponse
+from app.domain.repositories.idempotency_keys import IdempotencyKeyRepository, IdempotencyRecord
+from app.domain.security import InvalidToken
+from app.platform.errors import IdempotencyKeyInUse
+from app.platform.sessions import SingleWrite, Transaction
 
 log = logging.getLogger("app.idempotency")
 KEY_PATTERN = r"^[\x20-\x7e]+$"  # printable ASCII
@@ -64,7 +65,7 @@ def _caller_id(request: Request) -> int:
     if scheme.lower() != "bearer" or not token:
         return 0
     try:
-        return services(request).tokens.bearer(token).user_id
+        return app_state(request).tokens.bearer(token).user_id
     except InvalidToken:
         return 0
 
@@ -115,7 +116,7 @@ async def idempotent_write(
         ),
     ] = None,
 ) -> AsyncIterator[IdempotentWrite]:
-    sessions = services(request).sessions
+    sessions = app_state(request).sessions
     if idempotency_key is None:  # the fast path: one statement, no record
         async with sessions.statements() as session:
             yield IdempotentWrite(session)
@@ -123,7 +124,7 @@ async def idempotent_write(
 
     caller_id = _caller_id(request)
     fingerprint = _fingerprint(request.method, request.url.path, await request.body())
-    settings = services(request).settings
+    settings = app_state(request).settings
     claimed_by = secrets.token_hex(16)
     now = datetime.now(UTC)
     async with sessions.single_write() as write:
@@ -171,8 +172,13 @@ async def idempotent_write(
 
 async def _release(request: Request, caller_id: int, key: str, claimed_by: str) -> None:
     try:
-        async with services(request).sessions.single_write() as write:
+        async with app_state(request).sessions.single_write() as write:
             await IdempotencyKeyRepository(write).release(caller_id, key, claimed_by)
     except Exception:  # the request's own error is the one to report
-        lease = services(request).settings.idempotency_key_lease
+        lease = app_state(request).settings.idempotency_key_lease
         log.warning("could not release an idempotency key; a retry may take it after %g s", lease)
+
+
+# A SingleWrite that an Idempotency-Key makes safe to retry; closed (and committed)
+# before the response is sent, as the other units of work (app.api.dependencies).
+IdempotentWriteDep = Annotated[IdempotentWrite, Depends(idempotent_write, scope="function")]

@@ -11,10 +11,10 @@ account's count. The counts live in the database, so every replica shares them.
 import math
 from datetime import UTC, datetime, timedelta
 
-from app.db import Sessions
-from app.errors import TooManyAttempts
-from app.repositories import LoginFailureRepository
-from app.settings import Settings
+from app.domain.repositories.login_failures import LoginFailureRepository
+from app.platform.errors import TooManyAttempts
+from app.platform.sessions import Sessions
+from app.platform.settings import Settings
 
 
 class LoginThrottle:

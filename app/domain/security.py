@@ -17,9 +17,9 @@ import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from app.errors import Busy, TooManyAttempts
-from app.schemas import MAX_ID
-from app.settings import Settings
+from app.domain.schemas import MAX_ID
+from app.platform.errors import Busy, TooManyAttempts
+from app.platform.settings import Settings
 
 R = TypeVar("R")
 VERIFIED_TOKENS_KEPT = 10_000
@@ -204,7 +204,7 @@ class InvalidToken(Exception):
 
 class Bearer(NamedTuple):
     """What a valid access token says: whose it is, and the account's token version
-    it was issued under (app.policy refuses it once the account's has moved on)."""
+    it was issued under (app.domain.policy refuses it once the account's has moved on)."""
 
     user_id: int
     token_version: int

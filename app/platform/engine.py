@@ -1,20 +1,5 @@
-"""The engine, its connections' settings, and the kinds of session a route can ask for.
-
-A route names its unit of work in its signature, as one of three kinds:
-
-- `ReadSession`: no transaction; each SELECT sees what was committed when it ran.
-  It can only run SELECTs: a route that tries to write through it fails type
-  checking, and at run time (ReadOnlyViolation).
-- `Transaction`: one transaction, committed after the route returns and before
-  the response is sent; anything raised rolls it back.
-- `SingleWrite`: exactly one write statement, committed by the database as it
-  completes (no BEGIN/COMMIT round trips), plus reads that explain its outcome.
-  A second write raises: what must be atomic with the write belongs in that one
-  statement, or the route needs a Transaction.
-
-The FastAPI dependencies that make them are at the end of this module; the
-`Annotated` aliases routes use are in app.api.deps.
-"""
+"""The database engine: its pool, its connections' settings and health, and what never
+reaches a log. One engine per process (the app's lifespan, a CLI command)."""
 
 import asyncio
 import contextlib
@@ -22,32 +7,18 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar, TypeVarTuple, cast
+from typing import Any, cast
 
-from fastapi import Request
-from sqlalchemy import Executable, Result, Select, event
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 from sqlalchemy.util import await_
 from sqlalchemy.util import queue as sqla_queue
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
-from app.services import services
-from app.settings import Settings
-
-Params = Mapping[str, Any]
-Ts = TypeVarTuple("Ts")
-E = TypeVar("E")
+from app.platform.settings import Settings
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -60,7 +31,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """
     url = settings.engine_url
     # No `echo`: it would print statements to stdout beside the log. DB_ECHO turns
-    # SQLAlchemy's engine logger up instead (app.observability.logging_config).
+    # SQLAlchemy's engine logger up instead (app.platform.logs.logging_config).
     options: dict[str, Any] = {
         "isolation_level": "AUTOCOMMIT",
         "hide_parameters": True,
@@ -372,135 +343,3 @@ class _NothingCarriedInLogs(logging.Filter):
 
 
 _NOTHING_CARRIED_IN_LOGS = _NothingCarriedInLogs()
-
-
-class ReadOnlyViolation(RuntimeError):
-    """A statement that is not a SELECT went to a ReadSession."""
-
-
-class ReadSession:
-    """Reads outside any transaction: each SELECT sees what was committed when it ran.
-
-    Statements on the mapped models' columns run on the session's connection, as
-    Core statements: their rows are what the response needs, and skipping the
-    ORM's result processing for them halves what a read costs on our side
-    (measured: 45 to 70 µs less per SELECT, 100 to 300 µs per INSERT).
-    """
-
-    __slots__ = ("_connection", "_session")
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-        self._connection: AsyncConnection | None = None
-
-    @property
-    def dialect(self) -> str:
-        """The database's dialect name: "postgresql" or "sqlite"."""
-        name: str = self._session.get_bind().dialect.name
-        return name
-
-    async def execute(self, statement: Select[*Ts], params: Params | None = None) -> Result[*Ts]:
-        if not statement.is_select:  # the type says so; this holds for untyped callers too
-            raise ReadOnlyViolation(f"a read session cannot run {statement!r}")
-        return await (await self._core()).execute(statement, params)
-
-    async def _core(self) -> AsyncConnection:
-        if self._connection is None:
-            self._connection = await self._session.connection()
-        return self._connection
-
-    async def _write(self, statement: Executable, params: Params | None) -> Result[Any]:
-        return await (await self._core()).execute(statement, params)
-
-
-class SingleWrite(ReadSession):
-    """One write statement, its own transaction, and reads beside it."""
-
-    __slots__ = ("_written",)
-
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(session)
-        self._written = False
-
-    async def write(self, statement: Executable, params: Params | None = None) -> Result[Any]:
-        if self._written:
-            raise RuntimeError(
-                "a SingleWrite runs one write statement: make it one, or use a Transaction"
-            )
-        self._written = True
-        return await self._write(statement, params)
-
-
-class Transaction(ReadSession):
-    """One transaction: everything done through it commits together, or nothing does.
-
-    Besides reads and write statements, it loads entities to change (`entity`),
-    whose changes `flush` writes (the ORM's unit of work, inside this one).
-    """
-
-    __slots__ = ()
-
-    async def write(self, statement: Executable, params: Params | None = None) -> Result[Any]:
-        return await self._write(statement, params)
-
-    async def entity(self, statement: Select[E], params: Params | None = None) -> E | None:
-        return await self._session.scalar(statement, params)
-
-    async def flush(self) -> None:
-        await self._session.flush()
-
-
-# Each backend's default: a transaction per session (SQLite: BEGIN before a write).
-TRANSACTIONAL = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
-
-
-class Sessions:
-    """Where each kind of session comes from, for one engine."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        # expire_on_commit=False: a response is built from what the transaction
-        # loaded; nothing may reload it after the commit.
-        self.statements = async_sessionmaker(engine, expire_on_commit=False)
-        level = TRANSACTIONAL[engine.dialect.name]
-        self.transactions = async_sessionmaker(
-            engine.execution_options(isolation_level=level), expire_on_commit=False
-        )
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[ReadSession]:
-        async with self.statements() as session:
-            yield ReadSession(session)
-
-    @asynccontextmanager
-    async def single_write(self) -> AsyncIterator[SingleWrite]:
-        async with self.statements() as session:
-            yield SingleWrite(session)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.transactions.begin() as session:
-            yield Transaction(session)
-
-
-# The dependencies behind the aliases of app.api.deps.
-
-
-async def read_session(request: Request) -> AsyncIterator[ReadSession]:
-    async with services(request).sessions.read() as session:
-        yield session
-
-
-async def single_write(request: Request) -> AsyncIterator[SingleWrite]:
-    async with services(request).sessions.single_write() as session:
-        yield session
-
-
-async def transaction(request: Request) -> AsyncIterator[Transaction]:
-    """Used with `Depends(..., scope="function")`: FastAPI then runs the code after
-    `yield` once the endpoint has returned and its response has been serialised,
-    but before a byte of it is sent. So the commit happens first, and when it
-    fails the exception reaches the error handlers and the client gets an error
-    status instead of a 2xx. Any exception raised by the endpoint rolls back.
-    A default-scoped dependency would commit after the response was sent."""
-    async with services(request).sessions.transaction() as session:
-        yield session

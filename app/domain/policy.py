@@ -1,9 +1,11 @@
-"""Who may act for whom: the one home of that rule, in each form it is needed.
+"""Who may act for whom. The rule is written here once, in the two forms the code needs.
 
 An account's data is changed by that account, or by a superuser; in both cases
 only by an account that still exists and is active, through a token issued
 under its current token version (a password change or a deactivation revokes
-the tokens issued before it). Two forms, side by side:
+the tokens issued before it). A request is judged in this order: who asks (the
+token, and the account it names: 401), what exists (404), whose it is (403),
+which version (412). The two forms, side by side:
 
 - `refusal(caller, bearer, owner_id)`, in Python, for a caller already loaded:
   the error to answer with, or None when the caller may act;
@@ -11,16 +13,17 @@ the tokens issued before it). Two forms, side by side:
   carries, so that the check and the write are one atomic statement.
 
 tests/test_policy.py runs the whole matrix of callers through both forms and
-checks that they agree.
+checks that they agree. When the SQL form refuses a write, app.domain.refusals reads
+why, in the order above.
 """
 
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, exists, or_
 
-from app.errors import DomainError, Forbidden, NotAuthenticated
-from app.models import User
-from app.security import Bearer
+from app.domain.security import Bearer
+from app.platform.errors import DomainError, Forbidden, NotAuthenticated
+from app.platform.models import User
 
 
 class Principal(NamedTuple):
