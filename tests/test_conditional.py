@@ -180,3 +180,30 @@ async def test_a_malformed_if_none_match_is_ignored(client: AsyncClient) -> None
         assert response.status_code == 200, value  # answered in full, as without it
         assert response.json() == item
         assert response.headers["etag"] == '"1"'
+
+
+async def test_who_asks_is_judged_before_which_version(
+    client: AsyncClient, database: Database
+) -> None:
+    # Every route judges in one order: who asks (401), what exists (404), whose it is
+    # (403), which version (412). A deactivated account's stale ETag is a 401.
+    owner = await new_account(client)
+    item = await create_item(client, owner)
+    stale = {**owner.headers, "If-Match": '"stale"'}
+    other = await new_account(client)
+    await database.execute("UPDATE users SET is_active = false WHERE id = :id", id=owner.id)
+    assert (
+        await client.patch("/users/me", json={"email": "n@example.com"}, headers=stale)
+    ).status_code == 401
+    assert (await client.delete("/users/me", headers=stale)).status_code == 401
+    assert (
+        await client.patch(f"/items/{item['id']}", json={"title": "x"}, headers=stale)
+    ).status_code == 401
+    # Another's item, at a stale version: 403, not 412.
+    foreign = {**other.headers, "If-Match": '"stale"'}
+    assert (
+        await client.patch(f"/items/{item['id']}", json={"title": "x"}, headers=foreign)
+    ).status_code == 403
+    # An item that does not exist, at a stale version: 404.
+    assert (await client.delete("/items/999999", headers=foreign)).status_code == 404
+    assert await database.scalar("SELECT count(*) FROM users WHERE id = :id", id=owner.id) == 1
