@@ -15,28 +15,44 @@ their connections (and file handles) for ever. Here:
   closed, logged and counted, before the process runs out of file handles; it
   recovers by itself as connections close.
 
-With several workers, a worker that dies is replaced, its replacement given
-WORKER_HEALTHCHECK_TIMEOUT to start (a loaded machine takes seconds to import the app),
-and the dead worker's gauges are dropped from /metrics.
+On SIGTERM, with SHUTDOWN_DRAIN_SECONDS set, the server first drains: for that long
+GET /health/ready answers 503 while everything else is served and new connections are
+still accepted, so that a load balancer checking readiness stops sending new requests
+before the listening socket closes. Then uvicorn's graceful shutdown: new connections
+refused, GRACEFUL_SHUTDOWN_TIMEOUT for the requests under way. A second SIGTERM, or a
+SIGINT, ends the drain at once.
+
+With several workers, each drains on the SIGTERM its supervisor passes on; a worker that
+dies is replaced, its replacement given WORKER_HEALTHCHECK_TIMEOUT to start (a loaded
+machine takes seconds to import the app), and the dead worker's gauges are dropped from
+/metrics.
 """
 
+import logging
 import os
 import resource
 import shutil
+import signal
 import tempfile
+import time
 from asyncio import TimerHandle, Transport
 from dataclasses import dataclass
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 import httptools
 import uvicorn
 from prometheus_client import multiprocess
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.supervisors.multiprocess import Multiprocess
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from app.platform.logs import logging_config
 from app.platform.metrics import CONNECTIONS
+from app.platform.runtime import start_draining
 from app.platform.settings import Settings
+
+log = logging.getLogger("uvicorn.error")  # where uvicorn says how it starts and stops
 
 # File handles kept for what is not a client connection: the database pool, log
 # files, readiness checks, the interpreter's own.
@@ -72,11 +88,15 @@ def _raise_file_handle_limit() -> None:
 
 
 class ServerConfig(uvicorn.Config):
-    """uvicorn's configuration, carrying the connection limits to every worker."""
+    """uvicorn's configuration, carrying the connection limits and the drain to every
+    worker."""
 
-    def __init__(self, app: str, *, limits: ConnectionLimits, **options: Any) -> None:
+    def __init__(
+        self, app: str, *, limits: ConnectionLimits, drain_seconds: float, **options: Any
+    ) -> None:
         super().__init__(app, http=LimitedHttpProtocol, **options)
         self.limits = limits
+        self.drain_seconds = drain_seconds
 
 
 def _response(status: bytes, body: bytes, *headers: bytes) -> bytes:
@@ -215,22 +235,116 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, draining on SIGTERM before it shuts down (see the module's
+    docstring). uvicorn's handle_exit only asks the main loop, which looks every 0.1 s,
+    to end; here a first SIGTERM sets a deadline instead, and the main loop asks for
+    the end itself once the deadline has passed."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config)
+        self.drain_seconds = config.drain_seconds
+        self.drain_ends: float | None = None  # time.monotonic() when the drain ends
+        self.drain_announced = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: it only records; the main loop acts (on_tick).
+        if (
+            sig == signal.SIGTERM
+            and self.drain_seconds > 0
+            and self.started  # one that has not finished starting just stops
+            and self.drain_ends is None
+            and not self.should_exit
+        ):
+            self.drain_ends = time.monotonic() + self.drain_seconds
+            start_draining()
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_ends is not None and not self.should_exit:
+            self._drain(self.drain_ends)
+        return await super().on_tick(counter)
+
+    def _drain(self, ends: float) -> None:
+        if not self.drain_announced:
+            self.drain_announced = True
+            log.info(
+                "Draining for %g s (readiness checks get 503), then shutting down",
+                self.drain_seconds,
+            )
+        if time.monotonic() >= ends:
+            log.info("Drained")
+            super().handle_exit(signal.SIGTERM, None)  # it exits by SIGTERM, as uvicorn does
+
+
+class Worker(Process):
+    """A worker of `app serve --workers N`: uvicorn's, serving with DrainingServer."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = DrainingServer(cast(ServerConfig, self.config))
+        return self._server
+
+
 class Supervisor(Multiprocess):
-    """uvicorn's worker supervisor; a worker that died leaves nothing in /metrics."""
+    """uvicorn's worker supervisor, its workers drain on SIGTERM, and one that died
+    leaves nothing in /metrics. Stopping, it closes its copy of the listening socket at
+    once: the workers keep theirs while they drain, and once they close them, new
+    connections are refused rather than left unanswered in the socket's queue.
+
+    It keeps its N workers: SIGHUP, SIGTTIN and SIGTTOU, with which uvicorn's supervisor
+    replaces or adds or removes workers, are ignored. A worker replaced that way would
+    drain as one that stops, answering the load balancer's checks with 503 while the
+    replica serves on; a replica is changed by restarting it (its load balancer drains
+    it)."""
+
+    def init_processes(self) -> None:
+        for _ in range(self.processes_num):
+            self.processes.append(self._start_worker())
+
+    def _start_worker(self) -> Worker:
+        worker = Worker(self.config, self.sockets)
+        worker.start()
+        return worker
 
     def keep_subprocess_alive(self) -> None:
-        before = {process.pid for process in self.processes}
-        super().keep_subprocess_alive()
-        gone = before - {process.pid for process in self.processes}
-        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-            for pid in gone:
-                if pid is not None:
-                    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        if self.should_exit.is_set():
+            return
+        for index, worker in enumerate(self.processes):
+            if worker.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            worker.kill()  # hung, if not dead
+            worker.join()
+            if worker.exitcode == STARTUP_FAILURE:  # the next would fail the same way
+                log.error("Child process [%s] failed to start, stopping", worker.pid)
+                self.should_exit.set()
+                return
+            log.info("Child process [%s] died", worker.pid)
+            if "PROMETHEUS_MULTIPROC_DIR" in os.environ and worker.pid is not None:
+                multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+            self.processes[index] = self._start_worker()
+
+    def terminate_all(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()
+
+    def handle_hup(self) -> None:
+        log.warning("Received SIGHUP: ignored (restart the replica to replace its workers)")
+
+    def handle_ttin(self) -> None:
+        log.warning("Received SIGTTIN: ignored (app serve keeps its --workers)")
+
+    def handle_ttou(self) -> None:
+        log.warning("Received SIGTTOU: ignored (app serve keeps its --workers)")
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     """uvicorn with uvloop and httptools; our logging in every worker; on SIGTERM,
-    GRACEFUL_SHUTDOWN_TIMEOUT for the requests under way."""
+    SHUTDOWN_DRAIN_SECONDS of draining, then GRACEFUL_SHUTDOWN_TIMEOUT for the requests
+    under way."""
     _raise_file_handle_limit()
     metrics_dir = None
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -240,6 +354,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     config = ServerConfig(
         "app.main:app",
         limits=ConnectionLimits.of(settings),
+        drain_seconds=settings.shutdown_drain_seconds,
         host=host,
         port=port,
         workers=workers,
@@ -256,7 +371,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         if workers > 1:
             Supervisor(config, sockets=[config.bind_socket()]).run()
         else:
-            server = uvicorn.Server(config)
+            server = DrainingServer(config)
             server.run()
             if not server.started:
                 raise SystemExit(3)  # as uvicorn: it could not start

@@ -1,5 +1,7 @@
-"""SIGTERM: requests under way get the grace period, new connections are refused,
-what still runs then is cancelled and rolled back, and the process exits."""
+"""SIGTERM: with SHUTDOWN_DRAIN_SECONDS, first a drain (readiness 503, everything else
+served, new connections accepted); then requests under way get the grace period, new
+connections are refused, what still runs then is cancelled and rolled back, and the
+process exits."""
 
 import asyncio
 import contextlib
@@ -11,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.databases import PROJECT_ROOT, Database
+from tests.databases import PROJECT_ROOT, Database, migrate
 from tests.faults import (
     application_name,
     backends,
@@ -20,7 +23,7 @@ from tests.faults import (
     postgres_only,
     table_locked,
 )
-from tests.helpers import new_account
+from tests.helpers import PASSWORD, new_account, unique_email
 from tests.servers import START_TIMEOUT, free_port, production_env, serving
 
 GRACE = 3  # seconds: GRACEFUL_SHUTDOWN_TIMEOUT for this test (8 by default)
@@ -174,3 +177,71 @@ async def test_a_retry_after_the_server_was_killed_mid_request_runs_within_the_l
     # Not sooner than the lease: the first request could still have been running.
     assert waited >= lease
     print(f"retry after SIGKILL: answered {waited:.2f} s after the kill")
+
+
+DRAIN = 4.0  # seconds: SHUTDOWN_DRAIN_SECONDS for the drain's test
+
+
+def _gauge(metrics: str, name: str) -> float | None:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def _on_a_new_connection(url: str, method: str, path: str, **options: Any) -> httpx.Response:
+    # Each on its own connection: accepted during the drain, and, with several workers,
+    # by any of them.
+    with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
+        return client.request(method, path, headers={"Connection": "close"}, **options)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_first_readiness_503_while_everything_else_is_served(
+    tmp_path: Path, workers: int
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    migrate(url)
+    env = production_env(
+        url, SHUTDOWN_DRAIN_SECONDS=str(DRAIN), GRACEFUL_SHUTDOWN_TIMEOUT=str(GRACE)
+    )
+    with serving(env, tmp_path, "--workers", str(workers), ready_path="/health/ready") as server:
+        # Every worker has started (each keeps DB_POOL_SIZE=10 connections' worth of pool):
+        # one still starting would stop at once.
+        deadline = time.monotonic() + START_TIMEOUT
+        metrics = ""
+        while _gauge(metrics, "db_pool_size") != 10 * workers:
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
+            metrics = _on_a_new_connection(server.url, "GET", "/metrics").text
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        while (
+            first := _on_a_new_connection(server.url, "GET", "/health/ready")
+        ).status_code == 200:
+            assert time.monotonic() - signalled < DRAIN / 2, "readiness stayed 200"
+            time.sleep(0.05)
+        time.sleep(0.3)  # with two workers, the second's signal follows the first's
+        rounds = 0
+        while time.monotonic() - signalled < DRAIN - 1:
+            ready = _on_a_new_connection(server.url, "GET", "/health/ready")
+            assert ready.status_code == 503, ready.text
+            assert ready.headers["retry-after"] == "1"
+            assert ready.json() == {"detail": "shutting down: this server takes no new requests"}
+            assert _on_a_new_connection(server.url, "GET", "/health/live").status_code == 200
+            assert _on_a_new_connection(server.url, "GET", "/items/").status_code == 200
+            account = {"email": unique_email(), "password": PASSWORD}
+            signed_up = _on_a_new_connection(server.url, "POST", "/users/", json=account)
+            assert signed_up.status_code == 200, signed_up.text
+            assert server.process.poll() is None
+            rounds += 1
+        status = server.process.wait(timeout=DRAIN + GRACE + MARGIN + 10)
+        exited = time.monotonic() - signalled
+        with pytest.raises(httpx.ConnectError):
+            _on_a_new_connection(server.url, "GET", "/health/live")
+    assert first.status_code == 503
+    assert rounds >= 3, rounds
+    assert DRAIN <= exited < DRAIN + GRACE + MARGIN + 10, exited
+    # uvicorn exits by the signal it was sent; its supervisor with 0.
+    assert status == (-signal.SIGTERM if workers == 1 else 0), server.output()
+    print(f"SIGTERM with a {DRAIN:g} s drain, {workers} worker(s): exit {exited:.2f} s after")

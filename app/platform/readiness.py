@@ -1,7 +1,8 @@
-"""Readiness: the database answers within HEALTH_TIMEOUT and its schema is at the
-migrations' head. A connection of its own for each check, outside the request pool, so
-that it answers within about a second even when requests have exhausted the pool or
-the database stopped answering. Used by GET /health/ready and `app check`."""
+"""Readiness: the process is not draining (app.platform.runtime), the database answers
+within HEALTH_TIMEOUT and its schema is at the migrations' head. A connection of its own
+for each check, outside the request pool, so that it answers within about a second even
+when requests have exhausted the pool or the database stopped answering. Used by
+GET /health/ready and `app check` (which never drains)."""
 
 import asyncio
 import logging
@@ -13,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.platform.errors import describe
+from app.platform.runtime import draining
 
 log = logging.getLogger("app.health")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -32,6 +34,8 @@ class Readiness:
     async def problem(self) -> str | None:
         """Why the service is not ready to serve, or None. For any client: the
         database's own words are not in it (the log names the error's class)."""
+        if draining():  # the database is not asked: nothing new should come here
+            return "shutting down: this server takes no new requests"
         problem, error = await self._check()
         if error is not None:
             log.warning("readiness check failed: %s", type(error).__name__)

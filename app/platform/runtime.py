@@ -1,4 +1,5 @@
-"""How the process runs while it serves: the garbage collector's settings."""
+"""How the process runs while it serves: the garbage collector's settings, and whether it
+is draining (stopping: a load balancer should send it nothing new)."""
 
 import gc
 from collections.abc import Iterator
@@ -25,3 +26,23 @@ def collector_tuned_for_serving() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+class _Lifecycle:
+    """What the server (app.server) has told this process about its end."""
+
+    # Set once, when the server is told to stop and has SHUTDOWN_DRAIN_SECONDS to go
+    # before it stops accepting connections: readiness checks then get 503, so that a
+    # load balancer sends nothing new, while everything else is served as before.
+    draining = False
+
+
+_LIFECYCLE = _Lifecycle()
+
+
+def start_draining() -> None:
+    _LIFECYCLE.draining = True
+
+
+def draining() -> bool:
+    return _LIFECYCLE.draining

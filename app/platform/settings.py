@@ -89,9 +89,15 @@ class Settings(BaseSettings):
     worker_healthcheck_timeout: int = Field(default=30, ge=1)
     access_log: bool = True
     # On SIGTERM, requests under way get this long to finish (new connections are
-    # refused); what still runs then is cancelled and rolled back. Below the 10 s
-    # Docker waits before it kills the process.
+    # refused); what still runs then is cancelled and rolled back. With the drain below,
+    # both must end before the orchestrator kills the process (Docker: after 10 s,
+    # unless the service's stop_grace_period says otherwise).
     graceful_shutdown_timeout: int = Field(default=8, ge=0)
+    # On SIGTERM, before that: seconds during which readiness checks get 503 while
+    # everything else is served and new connections are accepted, so that a load
+    # balancer checking readiness takes the process out before it stops listening.
+    # Longer than the load balancer's check interval times its failed checks. 0: none.
+    shutdown_drain_seconds: float = Field(default=0, ge=0)
     # Logs: one JSON object a line ("json"), or lines for people ("console"); JSON
     # by default in production.
     log_format: Literal["json", "console"] | None = None
