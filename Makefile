@@ -20,7 +20,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install runtime run migrate test lint format typecheck client chromium prometheus fuzz \
+.PHONY: install runtime run migrate test lint format typecheck client chromium prometheus haproxy fuzz \
 	bench lock lock-check upgrade clean
 
 # $(call apt_install,PACKAGES): a shell command installing Debian packages from apt, as root
@@ -54,7 +54,7 @@ migrate: runtime
 	$(BIN)/app migrate
 
 # Lint, types, then the suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set.
-test: lint typecheck chromium prometheus
+test: lint typecheck chromium prometheus haproxy
 	$(BIN)/pytest
 
 # The browser tests need a headless Chromium: Debian's chromium-headless-shell (the browser
@@ -77,6 +77,17 @@ prometheus:
 	@if [ -z "$$SKIP_PROMETHEUS_TESTS" ] && [ -z "$$PROMETHEUS" ] && ! command -v prometheus >/dev/null; then \
 		echo "installing prometheus from apt, for the test of the Grafana dashboard's queries"; \
 		$(call apt_install,--no-install-recommends prometheus) || echo "could not install prometheus; the dashboard test will say what to do"; \
+	fi
+
+# Several app processes behind HAProxy, configured by deploy/haproxy.cfg, are tested for real
+# (tests/test_haproxy.py), and the file is checked with `haproxy -c`: Debian's HAProxy (2.6),
+# installed from apt when it is missing, as prometheus is. SKIP_HAPROXY_TESTS=1 skips those
+# tests; HAPROXY names another binary. `make bench` uses it too.
+haproxy:
+	@if [ -z "$$SKIP_HAPROXY_TESTS" ] && [ -z "$$HAPROXY" ] \
+		&& ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then \
+		echo "installing haproxy from apt, for the tests of several processes behind it"; \
+		$(call apt_install,--no-install-recommends haproxy) || echo "could not install haproxy; the HAProxy tests will say what to do"; \
 	fi
 
 lint: install

@@ -63,14 +63,17 @@ class Server:
             raise
 
 
-@contextlib.contextmanager
-def serving(
-    env: dict[str, str], tmp: Path, *args: str, ready_path: str = "/health/live"
-) -> Iterator[Server]:
-    """`app serve ARGS` on a free port, until the block ends (then SIGTERM)."""
-    port = free_port()
+def start_server(
+    env: dict[str, str],
+    tmp: Path,
+    *args: str,
+    port: int | None = None,
+    ready_path: str = "/health/live",
+) -> Server:
+    """`app serve ARGS` on `port` (default: a free one), once `ready_path` answers 200."""
+    port = port or free_port()
     log = tmp / f"server-{port}.log"
-    with log.open("wb") as output:
+    with log.open("ab") as output:  # a server restarted on its port logs after its forerunner
         process = subprocess.Popen(  # noqa: S603 - fixed command line
             [APP, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=tmp,  # no .env there
@@ -89,9 +92,23 @@ def serving(
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"`app serve` did not start:\n{server.output()}")
                 time.sleep(0.1)
+    except BaseException:
+        if process.poll() is None:
+            server.stop()
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def serving(
+    env: dict[str, str], tmp: Path, *args: str, ready_path: str = "/health/live"
+) -> Iterator[Server]:
+    """`app serve ARGS` on a free port, until the block ends (then SIGTERM)."""
+    server = start_server(env, tmp, *args, ready_path=ready_path)
+    try:
         yield server
     finally:
-        if process.poll() is None:
+        if server.process.poll() is None:
             server.stop()
 
 
