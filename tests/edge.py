@@ -74,7 +74,7 @@ def sections(text: str) -> list[Section]:
     return found
 
 
-def the(found: list[Section], kind: str) -> Section:
+def section_of(found: list[Section], kind: str) -> Section:
     (section,) = [s for s in found if s.kind == kind]
     return section
 
@@ -90,7 +90,7 @@ def config_for_test(
 ) -> str:
     """deploy/haproxy.cfg as the test runs it (see the module's docstring)."""
     found = sections(HAPROXY_CONFIG.read_text())
-    the(found, "resolvers")  # the one that goes
+    section_of(found, "resolvers")  # the one that goes
     out: list[str] = []
     for section in found:
         if section.kind == "resolvers":

@@ -26,15 +26,18 @@ def prometheus_config() -> dict[str, Any]:
     return read_yaml(PROMETHEUS_CONFIG)
 
 
-def api_job(config: dict[str, Any], target: str = "api:8000") -> dict[str, Any]:
-    """The scrape job whose static target is the api service."""
+def api_job(config: dict[str, Any], service: str = "api", port: int = 8000) -> dict[str, Any]:
+    """The scrape job that finds every replica of `service` through DNS (an A record for
+    each), on `port`."""
     jobs = [
         job
         for job in config.get("scrape_configs", [])
-        for static in job.get("static_configs", [])
-        if target in static.get("targets", [])
+        for discovery in job.get("dns_sd_configs", [])
+        if discovery.get("names") == [service]
+        and discovery.get("type") == "A"
+        and discovery.get("port") == port
     ]
-    assert len(jobs) == 1, f"no single job scrapes {target}: {config}"
+    assert len(jobs) == 1, f"no single job scrapes every {service}:{port}: {config}"
     job: dict[str, Any] = jobs[0]
     return job
 

@@ -8,9 +8,12 @@ As `docker compose up` would, the test
   service_completed_successfully, until it has exited with 0;
 - runs each service built from the Dockerfile: its command (or the image's CMD) with the
   image's ENV overlaid by the service's environment, in an empty working directory;
+- runs the `haproxy` service's image as Debian's HAProxy on the file it mounts
+  (deploy/haproxy.cfg), its servers the api's process rather than Docker's DNS
+  (tests/edge.py);
 - maps the hosts to this machine: `db` to the PostgreSQL server of TEST_DATABASE_URL, in
   a fresh database owned by a fresh role with that password (as the postgres image makes
-  POSTGRES_DB and POSTGRES_USER); HOST 0.0.0.0 to 127.0.0.1; the published port to a
+  POSTGRES_DB and POSTGRES_USER); HOST 0.0.0.0 to 127.0.0.1; each service's port to a
   free one. That server trusts local connections, so the password is checked where it
   goes (DATABASE_PASSWORD, as it is), not by logging in (see test_database_password.py).
 
@@ -19,10 +22,11 @@ stands in for it, and its healthcheck, pg_isready, runs against that server), th
 `pgbouncer` image and the `prometheus` and `grafana` images (each under a profile, off by
 default; their settings and the files they mount are checked below, and
 tests/test_dashboard.py runs Prometheus on its configuration and the dashboard's queries).
-The api's healthcheck must then pass, and a sign-up and a GET go through it.
+The api's healthcheck must then pass, and a sign-up and a GET go through HAProxy to it.
 """
 
 import contextlib
+import ipaddress
 import json
 import re
 import secrets
@@ -53,6 +57,15 @@ from tests.deployment import (
     start_order,
     wait_until_healthy,
 )
+from tests.edge import (
+    HAPROXY_CONFIG,
+    check_config,
+    config_for_test,
+    haproxy_binary,
+    section_of,
+    sections,
+    setting,
+)
 from tests.helpers import PASSWORD, unique_email
 from tests.monitoring import (
     DASHBOARD,
@@ -66,6 +79,7 @@ from tests.servers import START_TIMEOUT, Server, free_port
 
 # Each a character that broke the DATABASE_URL compose used to interpolate it into.
 POSTGRES_PASSWORD = "p@ss:w#rd/%41"
+HAPROXY_CONFIG_IN_IMAGE = "/usr/local/etc/haproxy/haproxy.cfg"  # where its image reads it
 
 
 def variables(**overrides: str) -> dict[str, str]:
@@ -102,6 +116,9 @@ class Stack:
     def is_postgres(self, name: str) -> bool:
         return str(self.services[name].get("image", "")).startswith("postgres:")
 
+    def is_haproxy(self, name: str) -> bool:
+        return str(self.services[name].get("image", "")).startswith("haproxy:")
+
     def log(self, name: str) -> Path:
         return self.tmp / f"{name}.log"
 
@@ -120,8 +137,9 @@ class Stack:
             env["DATABASE_URL"] = self.mapped_url(env["DATABASE_URL"])
         if env.get("HOST") == "0.0.0.0":  # noqa: S104 - all of the container's interfaces
             env["HOST"] = "127.0.0.1"
-        for container, _ in published(service).items():
+        for container in published(service):
             assert env.get("PORT") == str(container), f"{name} publishes {container}, not PORT"
+        if "PORT" in env:  # its container's own port: here, one free on this machine
             env["PORT"] = str(self.ports.setdefault(name, free_port()))
         return env
 
@@ -183,6 +201,9 @@ class Stack:
         self.started.append(name)
         if self.is_postgres(name):
             return  # the local server stands in for the image
+        if self.is_haproxy(name):
+            self.start_haproxy(name)
+            return
         command = service.get("command", self.image.cmd)
         workdir = self.tmp / name  # the image's WORKDIR: no .env in it
         workdir.mkdir()
@@ -190,6 +211,34 @@ class Stack:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - the compose file's command
                 command, cwd=workdir, env=self.env(name), stdout=output, stderr=subprocess.STDOUT
             )
+
+    def start_haproxy(self, name: str) -> None:
+        """Debian's HAProxy on the file the service mounts, in front of the api's process."""
+        config = bind_mounts(self.services[name])[HAPROXY_CONFIG_IN_IMAGE]
+        (upstream,) = self.upstreams(config)
+        test_config = self.tmp / "haproxy.cfg"
+        test_config.write_text(
+            config_for_test(
+                self.ports.setdefault(name, free_port()),
+                [self.ports[upstream]],
+                self.tmp / "haproxy.sock",
+            )
+        )
+        with self.log(name).open("wb") as output:
+            self.processes[name] = subprocess.Popen(  # noqa: S603 - the test's binary and file
+                [haproxy_binary(), "-db", "-f", str(test_config)],
+                cwd=self.tmp,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    def upstreams(self, config: Path) -> list[str]:
+        """The services whose replicas HAProxy's configuration finds through Docker's DNS."""
+        backend = section_of(sections(config.read_text()), "backend")
+        _prefix, _count, address, *_ = setting(backend, "server-template").split()
+        service, port = address.split(":")
+        assert self.services[service]["environment"]["PORT"] == port, address
+        return [service]
 
     @contextlib.contextmanager
     def up(self) -> Iterator["Stack"]:
@@ -216,14 +265,19 @@ def test_compose_up_serves(tmp_path: Path) -> None:
     with postgres_account(TEST_DATABASE_URL, db["POSTGRES_PASSWORD"]) as (role, database):
         stack = Stack(compose, tmp_path, role, database)
         with stack.up():
-            assert stack.started == ["db", "migrate", "api"]
+            assert stack.started == ["db", "migrate", "api", "haproxy"]
             # What the local server cannot check (it trusts local connections): the
             # password each service is given is POSTGRES_PASSWORD, as it is.
             for name in ("migrate", "api"):
                 assert stack.env(name)["DATABASE_PASSWORD"] == POSTGRES_PASSWORD
             stack.wait_for("api", "service_healthy")
-            url = f"http://127.0.0.1:{stack.ports['api']}"
+            # Through HAProxy, once its checks have found the api ready.
+            url = f"http://127.0.0.1:{stack.ports['haproxy']}"
             with httpx.Client(base_url=url, trust_env=False, timeout=10) as client:
+                deadline = time.monotonic() + START_TIMEOUT
+                while (ready := client.get("/health/ready")).status_code != 200:
+                    assert time.monotonic() < deadline, (ready.text, stack.output("haproxy"))
+                    time.sleep(0.2)
                 account = {"email": unique_email(), "password": PASSWORD}
                 signed_up = client.post("/users/", json=account)
                 assert signed_up.status_code == 200, signed_up.text
@@ -231,7 +285,13 @@ def test_compose_up_serves(tmp_path: Path) -> None:
                 assert user.status_code == 200
                 assert user.json()["email"] == account["email"]
             api = Server(stack.processes["api"], url, stack.log("api"))
+            # SIGTERM: the api drains, then stops, within the time Docker gives it.
+            stopping = time.monotonic()
             assert api.stop() in (0, -signal.SIGTERM), api.output()
+            stopped_after = time.monotonic() - stopping
+        api_service = compose["services"]["api"]
+        assert stopped_after < seconds(api_service["stop_grace_period"]), stopped_after
+        assert stopped_after >= float(api_service["environment"]["SHUTDOWN_DRAIN_SECONDS"])
         # Access lines stay on in compose: JSON, one a request, on the api's output.
         lines = [json.loads(line) for line in api.output().splitlines() if line.startswith("{")]
         access = [
@@ -251,10 +311,13 @@ def test_the_services_run_what_the_image_runs() -> None:
     # The api's healthcheck is the image's, and asks for readiness.
     assert services["api"]["healthcheck"]["test"] == ["CMD", *image.healthcheck]
     assert "/health/ready" in image.healthcheck[-1]
-    # The image listens on every interface of its container, on the port compose publishes.
+    # The image listens on every interface of its container, on the port HAProxy reaches;
+    # the api publishes none (`--scale api=N`): HAProxy publishes the API's port.
     assert image.env["HOST"] == "0.0.0.0"  # noqa: S104
-    assert set(published(services["api"])) == {int(image.env["PORT"])}
+    assert "ports" not in services["api"]
+    assert services["api"]["expose"] == [image.env["PORT"]]
     assert services["api"]["environment"]["PORT"] == image.env["PORT"]
+    assert set(published(services["haproxy"])) == {int(image.env["PORT"])}
     for name in ("migrate", "api"):
         assert services[name]["build"] == "."
         assert "ACCESS_LOG" not in services[name]["environment"]  # on, as by default
@@ -325,7 +388,7 @@ def test_the_monitoring_profile_scrapes_the_api_and_provisions_grafana() -> None
     assert "command" not in prometheus  # the image's: --config.file=/etc/prometheus/...
     config = read_yaml(bind_mounts(prometheus)["/etc/prometheus/prometheus.yml"])
     port = services["api"]["environment"]["PORT"]
-    job = api_job(config, f"api:{port}")
+    job = api_job(config, "api", int(port))  # every replica, not one through HAProxy
     assert job.get("metrics_path", "/metrics") == "/metrics"
     assert job.get("scheme", "http") == "http"
     assert services["api"]["environment"].get("METRICS_ENABLED", "true") == "true"
@@ -388,3 +451,55 @@ def test_interpolation_follows_compose(text: str, env: dict[str, str], expected:
 def test_interpolation_errors_follow_compose(text: str, env: dict[str, str]) -> None:
     with pytest.raises(InterpolationError):
         interpolate(text, env)
+
+
+def test_haproxy_fronts_every_api_replica_with_a_valid_configuration() -> None:
+    services = read_compose(variables())["services"]
+    proxy, api = services["haproxy"], services["api"]
+    assert PINNED.fullmatch(proxy["image"]), proxy["image"]
+    assert proxy["image"].startswith("haproxy:2.6."), proxy["image"]  # as Debian's, tested
+    assert "command" not in proxy  # the image's: haproxy -f /usr/local/etc/haproxy/haproxy.cfg
+    mounts = bind_mounts(proxy)
+    assert mounts == {HAPROXY_CONFIG_IN_IMAGE: HAPROXY_CONFIG}
+    assert HAPROXY_CONFIG.exists()
+    checked = check_config(HAPROXY_CONFIG)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "haproxy" in start_order(services, profiles=set())
+
+    found = sections(HAPROXY_CONFIG.read_text())
+    frontend, backend = section_of(found, "frontend"), section_of(found, "backend")
+    # It listens where compose publishes it, and finds the api replicas by the service's
+    # name, on their port, through Docker's DNS, asking each whether it is ready.
+    (listens_on,) = published(proxy)
+    assert setting(frontend, "bind") == f":{listens_on}"
+    template = setting(backend, "server-template").split()
+    assert template[2] == f"api:{api['environment']['PORT']}"  # after the names, how many
+    assert "resolvers" in template
+    assert (
+        template[template.index("resolvers") + 1]
+        == section_of(found, "resolvers").header.split()[1]
+    )
+    assert setting(backend, "http-check send") == "meth GET uri /health/ready"
+
+    # A stopping replica drains longer than HAProxy takes to take it out, and drain and
+    # grace end before Docker kills it.
+    checks = setting(backend, "default-server").split()
+    interval = seconds(checks[checks.index("inter") + 1])
+    fall = int(checks[checks.index("fall") + 1])
+    drain = float(api["environment"]["SHUTDOWN_DRAIN_SECONDS"])
+    assert drain > interval * fall
+    grace = float(api["environment"].get("GRACEFUL_SHUTDOWN_TIMEOUT", 8))
+    assert drain + grace < seconds(api["stop_grace_period"])
+
+    # The api believes the X-Forwarded-For of what connects from the compose network alone,
+    # where HAProxy is.
+    (network,) = compose_subnets(read_compose(variables()))
+    assert ipaddress.ip_network(api["environment"]["TRUSTED_PROXIES"]) == network
+
+
+def compose_subnets(compose: dict[str, Any]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The subnets of the default network, as its IPAM configuration fixes them."""
+    return [
+        ipaddress.ip_network(entry["subnet"])
+        for entry in compose["networks"]["default"]["ipam"]["config"]
+    ]

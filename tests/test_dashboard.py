@@ -3,11 +3,12 @@ every query of every panel, run by a real Prometheus against the service as prod
 serves it.
 
 Grafana itself is not run (it needs Docker here). Prometheus is: Debian's binary, with a
-configuration made from monitoring/prometheus/prometheus.yml (the same job, its target
-moved to a live `app serve --workers 2` on loopback, scraped every second). After traffic
-of every kind (successes, 404s, 422s, sign-ups past the hashing queue: 503s), each panel's
-queries go through Prometheus' HTTP API as Grafana sends them, and each must return data: a
-panel that would show "No data" fails.
+configuration made from monitoring/prometheus/prometheus.yml (the same job, its targets,
+every api replica through Docker's DNS, replaced by a live `app serve --workers 2` on
+loopback, scraped every second). After traffic of every kind (successes, 404s, 422s,
+sign-ups past the hashing queue: 503s), each panel's queries go through Prometheus' HTTP
+API as Grafana sends them, and each must return data: a panel that would show "No data"
+fails.
 
 Needs Prometheus: `apt-get install -y prometheus` (Debian, Ubuntu; `make test` does it when it
 is missing), or PROMETHEUS naming another binary. Without it the test of the queries fails,
@@ -142,6 +143,7 @@ def scrape_config(target: str) -> dict[str, Any]:
     """The repository's configuration, its api job scraping `target` every second."""
     config = prometheus_config()
     job = api_job(config)
+    del job["dns_sd_configs"]  # Docker's DNS: here, the one process of the test
     job["static_configs"] = [{"targets": [target]}]
     for section in (config["global"], job):
         if "scrape_interval" in section:
