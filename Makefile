@@ -113,8 +113,9 @@ fuzz: install
 
 # Load figures on the local PostgreSQL (PG, default postgresql://postgres@127.0.0.1:5432):
 # GET/POST throughput beside the seed app and the bare-asyncpg ceiling, sign-ups
-# under load, keyset vs offset pages, memory. Needs wrk (installed from apt if missing).
-bench: $(UV_STAMP)
+# under load, keyset vs offset pages, memory; GET /users/{id} through HAProxy in front of
+# one and two processes. Needs wrk and haproxy (installed from apt if missing).
+bench: $(UV_STAMP) haproxy
 	@command -v wrk >/dev/null || $(call apt_install,wrk) \
 		|| { echo "bench needs wrk: apt-get install -y wrk"; exit 1; }
 	$(SYNC) --group bench --inexact

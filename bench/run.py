@@ -10,10 +10,12 @@ and every figure comes with its ratios and the target it is held to.
 
 Rows beside the default project server: "quiet" (ACCESS_LOG=false,
 METRICS_ENABLED=false: what observability costs) and "2 workers" (`--workers 2`).
+Then GET /users/{id} through HAProxy, configured by deploy/haproxy.cfg as the tests run
+it (tests/edge.py), in front of one and of two app processes, beside one process alone.
 
 Env: PG (postgresql://postgres@127.0.0.1:5432), SECS (8 per measurement),
 ROUNDS (3; medians are printed), MEMORY_SECS (60; 0 skips the memory and sign-up
-figures), ONLY (routes whose text contains it, e.g. "items").
+figures), ONLY (routes whose text contains it, e.g. "items"; "haproxy": the HAProxy rows).
 """
 
 import asyncio
@@ -32,7 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +49,7 @@ MEMORY_SECS = int(os.environ.get("MEMORY_SECS", "60"))
 ONLY = os.environ.get("ONLY", "")
 PORT = 8901
 PASSWORD = "benchmark password"
+SECRET_KEY = secrets.token_urlsafe(48)
 FILL_USERS = """INSERT INTO users (email, hashed_password, is_active)
     SELECT 'u' || g || '@example.com', $1, true FROM generate_series(1, 10000) g"""
 FILL_ITEMS = """INSERT INTO items (title, description, owner_id)
@@ -166,7 +169,7 @@ def _field(pattern: str, text: str) -> str:
     return found.group(1)
 
 
-def wrk(script: str, conns: int, secs: int = SECS, **env: str) -> Load:
+def wrk(script: str, conns: int, secs: int = SECS, port: int = PORT, **env: str) -> Load:
     out = subprocess.run(
         [
             "wrk",
@@ -176,7 +179,7 @@ def wrk(script: str, conns: int, secs: int = SECS, **env: str) -> Load:
             "--latency",
             "-s",
             str(HERE / script),
-            f"http://127.0.0.1:{PORT}",
+            f"http://127.0.0.1:{port}",
         ],
         capture_output=True,
         text=True,
@@ -254,16 +257,16 @@ async def forget_writes(database: str) -> None:
 
 
 @contextmanager
-def serving(app: str) -> Iterator[int]:
+def serving(app: str, port: int = PORT) -> Iterator[int]:
     if app in PROJECT:
         args, overrides = PROJECT[app]
         command, cwd = [sys.executable, "-m", "app", *args], ROOT
         env = {
             "DATABASE_URL": dsn("bench_app", "asyncpg"),
             "HOST": "127.0.0.1",
-            "PORT": str(PORT),
+            "PORT": str(port),
             "ENVIRONMENT": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
+            "SECRET_KEY": SECRET_KEY,  # one for all: a token is good on every process
             **overrides,
         }
     else:
@@ -277,7 +280,7 @@ def serving(app: str) -> Iterator[int]:
             "--host",
             "127.0.0.1",
             "--port",
-            str(PORT),
+            str(port),
             f"{BASELINES[app]}:app",
         ]
         cwd = HERE
@@ -291,14 +294,14 @@ def serving(app: str) -> Iterator[int]:
         try:
             for _ in range(300):
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{PORT}/users/1", timeout=2).close()
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/users/1", timeout=2).close()
                     break
                 except (urllib.error.URLError, ConnectionError):
                     if process.poll() is not None:
                         log.seek(0)
                         raise SystemExit(f"{app} did not start:\n{log.read().decode()}") from None
                     time.sleep(0.1)
-            wrk("get_user.lua", 64, secs=2)  # warm up: connections, prepared statements
+            wrk("get_user.lua", 64, secs=2, port=port)  # warm up: connections, statements
             yield process.pid
         finally:
             process.send_signal(signal.SIGTERM)
@@ -398,6 +401,48 @@ def measure() -> dict[tuple[str, str], Load]:
     return {key: median(loads) for key, loads in rows.items()}
 
 
+HAPROXY_ROWS = ("1 process", "HAProxy + 1", "HAProxy + 2")
+
+
+def behind_haproxy() -> dict[str, Load]:
+    """GET /users/{id} at 64 connections: one process alone, then HAProxy (deploy/haproxy.cfg)
+    in front of one process and of two, ROUNDS times interleaved; medians."""
+    sys.path.insert(0, str(ROOT))  # the tests' HAProxy, as they run the repository's file
+    from tests.edge import haproxy, server_names
+
+    rows: dict[str, list[Load]] = {}
+    for _ in range(ROUNDS):
+        with serving("project"):
+            rows.setdefault(HAPROXY_ROWS[0], []).append(wrk("get_user.lua", 64))
+        for count, row in ((1, HAPROXY_ROWS[1]), (2, HAPROXY_ROWS[2])):
+            ports = [PORT + 1 + index for index in range(count)]
+            with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+                for port in ports:
+                    stack.enter_context(serving("project", port))
+                proxy = stack.enter_context(haproxy(ports, Path(tmp)))
+                for name in server_names(count):
+                    proxy.wait_for(name, "UP")
+                listen = int(proxy.url.rsplit(":", 1)[1])
+                wrk("get_user.lua", 64, secs=2, port=listen)  # its connections to the apps
+                rows.setdefault(row, []).append(wrk("get_user.lua", 64, port=listen))
+    return {row: median(loads) for row, loads in rows.items()}
+
+
+def report_haproxy(rows: dict[str, Load]) -> None:
+    alone = rows[HAPROXY_ROWS[0]]
+    print(f"\n{USERS + ' (64 conns)':<28}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'/alone':>8}")
+    for row in HAPROXY_ROWS:
+        load = rows[row]
+        print(
+            f"{row:<28}{load.rps:>8.0f}{load.p50_ms:>8.1f}{load.p99_ms:>8.1f}"
+            f"{load.rps / alone.rps:>8.2f}"
+        )
+    print(
+        f"({os.cpu_count()} cores shared by PostgreSQL, the app processes, HAProxy and wrk: "
+        "a second process gains only what the others leave of the cores)"
+    )
+
+
 def report(rows: dict[tuple[str, str], Load]) -> None:
     def ratio(value: float, base: Load | None, attribute: str) -> str:
         return f"{value / getattr(base, attribute):.2f}" if base else ""
@@ -442,8 +487,12 @@ def main() -> None:
     print(f"{machine}; {ROUNDS} x {SECS} s", flush=True)
     build()
     rows = measure()
+    proxied = behind_haproxy() if ONLY in "haproxy" else {}
     if not MEMORY_SECS:
-        report(rows)
+        if rows:
+            report(rows)
+        if proxied:
+            report_haproxy(proxied)
         return
 
     with serving("project") as pid:
@@ -476,6 +525,8 @@ def main() -> None:
         rss = memory(pid)
 
     report(rows)
+    if proxied:
+        report_haproxy(proxied)
     print("\nCPU per request at 64 conns, one worker (capacity model):")
     for route, (load, app_us, postgres_us) in costs.items():
         print(
