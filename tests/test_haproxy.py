@@ -1,7 +1,8 @@
 """Several `app serve` processes behind HAProxy, configured by deploy/haproxy.cfg (servers
 moved to the test's processes: tests/edge.py): requests spread over the ready processes
-only, a rolling restart under load that loses nothing, and HAProxy's own bounds on slow
-and oversized clients. Real processes, real sockets, PostgreSQL."""
+only, a rolling restart under load that loses nothing, HAProxy's own bounds on slow and
+oversized clients, and the client addresses it forwards. Real processes, real sockets,
+PostgreSQL."""
 
 import asyncio
 import contextlib
@@ -20,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.databases import Database
 from tests.edge import HAProxy, haproxy, server_names
 from tests.faults import postgres_only
-from tests.helpers import new_account
+from tests.helpers import new_account, unique_email
 from tests.servers import Server, production_env, start_server
 
 READY = "/health/ready"
@@ -290,3 +291,29 @@ def test_haproxy_drops_slow_and_oversized_heads_before_they_reach_the_app(
         # None of them reached the app: it answered the one request, dropped nothing.
         assert _served(app, "/items/") == 1
         assert _dropped(app) == 0
+
+
+def test_the_app_counts_failed_log_ins_by_the_address_haproxy_forwards(
+    database: Database, tmp_path: Path
+) -> None:
+    # Log-in failures are counted per client address. HAProxy connects to the app from
+    # 127.0.0.1 (trusted, TRUSTED_PROXIES' default) for every client; the clients here
+    # connect to it from two other loopback addresses.
+    postgres_only(database)
+    env = production_env(database.url, LOGIN_MAX_FAILURES_PER_ADDRESS="2")
+    with _processes(env, tmp_path, 1) as servers, _in_front(servers, tmp_path) as proxy:
+
+        def failed_log_in(source: str, headers: dict[str, str] | None = None) -> int:
+            transport = httpx.HTTPTransport(local_address=source)
+            with httpx.Client(
+                base_url=proxy.url, transport=transport, timeout=30, trust_env=False
+            ) as client:
+                wrong = {"username": unique_email(), "password": "not the password"}
+                return client.post("/auth/token", data=wrong, headers=headers).status_code
+
+        # One address runs out of failures, whatever X-Forwarded-For it sends itself...
+        claims = [failed_log_in("127.0.0.2", {"X-Forwarded-For": f"10.0.0.{i}"}) for i in range(3)]
+        # ...and the other is not held back by it.
+        other = failed_log_in("127.0.0.3")
+    assert claims == [401, 401, 429]
+    assert other == 401
