@@ -126,8 +126,10 @@ class Replicas:
             )
             for url in settings.replica_engine_urls
         ]
-        # The primary's positions, sampled: (monotonic time, position), oldest first.
+        # The primary's positions, sampled: (monotonic time, position), oldest first; read
+        # on a connection of their own, outside the requests' pool.
         self._samples: deque[tuple[float, int]] = deque()
+        self._primary_checks = create_engine(settings, pool_size=1) if self.replicas else None
         self._turn = itertools.count()
 
     @property
@@ -224,8 +226,10 @@ class Replicas:
 
     async def check(self) -> None:
         """Read the primary's position, then every replica's replay position."""
+        if self._primary_checks is None:  # no replica to check
+            return
         try:
-            async with asyncio.timeout(self._timeout), self._primary.connect() as connection:
+            async with asyncio.timeout(self._timeout), self._primary_checks.connect() as connection:
                 position = await connection.scalar(_PRIMARY_POSITION)
             now = time.monotonic()
             self._samples.append((now, int(position)))
@@ -234,6 +238,7 @@ class Replicas:
                 self._samples.popleft()
         except Exception as error:  # the primary's own faults are the requests' to report
             log.debug("could not read the primary's WAL position: %s", describe(error))
+            await self._primary_checks.dispose()
         await asyncio.gather(*(self._check(replica) for replica in self.replicas))
 
     async def _check(self, replica: Replica) -> None:
@@ -282,6 +287,8 @@ class Replicas:
         }
 
     async def close(self) -> None:
+        if self._primary_checks is not None:
+            await self._primary_checks.dispose()
         for replica in self.replicas:
             await replica.engine.dispose()
             await replica.checks.dispose()
