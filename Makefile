@@ -20,7 +20,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install runtime run migrate test lint format typecheck client chromium prometheus haproxy fuzz \
+.PHONY: install runtime run migrate test lint format typecheck client chromium prometheus pgbouncer \
+	haproxy fuzz \
 	bench lock lock-check upgrade clean
 
 # $(call apt_install,PACKAGES): a shell command installing Debian packages from apt, as root
@@ -54,7 +55,7 @@ migrate: runtime
 	$(BIN)/app migrate
 
 # Lint, types, then the suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set.
-test: lint typecheck chromium prometheus haproxy
+test: lint typecheck chromium prometheus pgbouncer haproxy
 	$(BIN)/pytest
 
 # The browser tests need a headless Chromium: Debian's chromium-headless-shell (the browser
@@ -77,6 +78,14 @@ prometheus:
 	@if [ -z "$$SKIP_PROMETHEUS_TESTS" ] && [ -z "$$PROMETHEUS" ] && ! command -v prometheus >/dev/null; then \
 		echo "installing prometheus from apt, for the test of the Grafana dashboard's queries"; \
 		$(call apt_install,--no-install-recommends prometheus) || echo "could not install prometheus; the dashboard test will say what to do"; \
+	fi
+
+# The read-replica tests run PgBouncer in front of a primary and its replica
+# (tests/test_replicas.py): Debian's, installed from apt when it is missing, as chromium is.
+pgbouncer:
+	@if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then \
+		echo "installing pgbouncer from apt, for the tests of reads from replicas through it"; \
+		$(call apt_install,--no-install-recommends pgbouncer) || echo "could not install pgbouncer; its test will say what to do"; \
 	fi
 
 # Several app processes behind HAProxy, configured by deploy/haproxy.cfg, are tested for real

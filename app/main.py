@@ -19,6 +19,7 @@ from app.domain.throttle import LoginThrottle
 from app.platform.engine import connections_returned, create_engine, create_health_engine
 from app.platform.metrics import Metrics
 from app.platform.readiness import Readiness
+from app.platform.replicas import Replicas
 from app.platform.runtime import collector_tuned_for_serving
 from app.platform.sessions import Sessions
 from app.platform.settings import Settings
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("SECRET_KEY is not set: tokens are signed with the development key")
         engine = create_engine(settings)
         sessions = Sessions(engine)
+        replicas = Replicas(settings, engine, sessions, measured)
         state = AppState(
             settings=settings,
             engine=engine,
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             passwords=PasswordHasher(settings),
             tokens=TokenIssuer(settings),
             throttle=LoginThrottle(settings, sessions),
-            user_views=user_view_loader(sessions, max_batch=settings.read_batch_size),
+            replicas=replicas,
+            user_views=user_view_loader(replicas.read, max_batch=settings.read_batch_size),
             readiness=Readiness(create_health_engine(settings), settings.health_timeout),
             metrics=measured,
         )
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with AsyncExitStack() as serving:
                 serving.enter_context(collector_tuned_for_serving())
+                await serving.enter_async_context(replicas.watched())
                 if measured is not None:
                     sampled = measured.sampled_every_second(state.sample_metrics)
                     await serving.enter_async_context(sampled)
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.passwords.close()
             await state.user_views.close()
             await state.readiness.close()
+            await replicas.close()
             # Requests cancelled when the shutdown's grace period ran out hand their
             # connections back as they unwind (within milliseconds): then dispose()
             # closes them with the others, instead of the process exit.

@@ -18,6 +18,7 @@ from tests.databases import PROJECT_ROOT
 CLIENTS = PROJECT_ROOT / "clients"
 PYTHON_CLIENT = CLIENTS / "python"
 CONFIG = CLIENTS / "python-config.yaml"
+TEMPLATES = CLIENTS / "python-templates"  # the generator's templates this client changes
 BIN = Path(sys.executable).parent  # the generator, and the ruff its post hooks run
 # Left in a generated tree by tools, not by the generator.
 NOT_GENERATED = {"__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
@@ -39,6 +40,8 @@ def generate(output: Path) -> None:
                 CONFIG,
                 "--meta",
                 "uv",
+                "--custom-template-path",
+                TEMPLATES,
                 "--output-path",
                 output,
                 "--fail-on-warning",

@@ -67,6 +67,21 @@ SHOWS_ONE = {
     ("patch", "/items/{item_id}"),
 }
 REPLAYABLE = {("post", "/users/"), ("post", "/users/{user_id}/items/"), ("post", "/items/")}
+# Writes: their responses carry a Consistency-Token (with read replicas).
+WRITES = REPLAYABLE | {
+    ("patch", "/items/{item_id}"),
+    ("delete", "/items/{item_id}"),
+    ("patch", "/users/me"),
+    ("delete", "/users/me"),
+    ("post", "/auth/token"),
+}
+# Reads that a replica may answer: they take a Consistency-Token.
+REPLICA_READS = {
+    ("get", "/users/"),
+    ("get", "/users/{user_id}"),
+    ("get", "/items/"),
+    ("get", "/items/{item_id}"),
+}
 NEEDS_TOKEN = {op for op, codes in ERRORS.items() if 401 in codes and op[1] != "/auth/token"}
 # What the server answers that is not an operation: the document and the docs (app/api/docs.py).
 NOT_OPERATIONS = {
@@ -138,7 +153,16 @@ async def test_the_headers_clients_act_on_are_documented(client: AsyncClient) ->
             expected_200 = {"ETag"} if op in SHOWS_ONE else set()
             if op in REPLAYABLE:
                 expected_200.add("Idempotent-Replayed")
+            success = "204" if method == "delete" else "200"
+            if op in WRITES:
+                assert "Consistency-Token" in documented[success], op
+                documented[success].discard("Consistency-Token")
             assert documented.get("200", set()) == expected_200, op
+            takes_token = any(
+                parameter["in"] == "header" and parameter["name"] == "consistency-token"
+                for parameter in operation.get("parameters", [])
+            )
+            assert takes_token == (op in REPLICA_READS), op
             if "304" in documented:
                 assert documented["304"] == {"ETag"}, op
             for code in ("429", "503"):

@@ -1,6 +1,6 @@
 """Log in (OAuth2 password flow) for a bearer token."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 
@@ -11,18 +11,22 @@ from app.api.dependencies import (
     TokensDep,
     TransactionDep,
 )
-from app.api.responses import errors
+from app.api.responses import CONSISTENCY_TOKEN, errors
 from app.domain.repositories.users import UserRepository
 from app.domain.schemas import LoginForm, Token, normalized_email
 from app.platform.errors import InactiveUser, IncorrectLogin
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(503))
+LOGGED_IN: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A bearer token", "headers": CONSISTENCY_TOKEN}
+}
 
 
 @router.post(
     "/token",
     operation_id="auth-log-in",
-    responses=errors((400, "Inactive user"), (401, "Incorrect email or password"), 429, body=True),
+    responses=LOGGED_IN
+    | errors((400, "Inactive user"), (401, "Incorrect email or password"), 429, body=True),
 )
 async def log_in(
     form: Annotated[LoginForm, Form()],

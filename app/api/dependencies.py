@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 
 from app.api.responses import EntityTags, entity_tags, user_etag
 from app.domain import policy
-from app.domain.repositories.users import UserRepository
+from app.domain.repositories.users import Target, UserRepository, UserViews
 from app.domain.schemas import Id, Page, ViewDict
 from app.domain.security import Bearer, InvalidToken, PasswordHasher, TokenIssuer
 from app.domain.throttle import LoginThrottle
@@ -43,7 +43,8 @@ from app.platform.errors import (
 from app.platform.metrics import Metrics
 from app.platform.models import User
 from app.platform.readiness import Readiness
-from app.platform.sessions import ReadSession, Sessions, SingleWrite, Transaction
+from app.platform.replicas import Replicas
+from app.platform.sessions import ReadSession, ReplicaRead, Sessions, SingleWrite, Transaction
 from app.platform.settings import Settings
 
 # The app's state
@@ -60,8 +61,11 @@ class AppState:
     passwords: PasswordHasher
     tokens: TokenIssuer
     throttle: LoginThrottle
-    # Users with their items by id: concurrent look-ups answered by one query.
-    user_views: Coalescer[int, ViewDict]
+    # Where reads that a replica may serve go (all to the primary without replicas).
+    replicas: Replicas
+    # Users with their items by (where to read, id): concurrent look-ups answered by
+    # one query.
+    user_views: Coalescer[tuple[Target, int], ViewDict]
     readiness: Readiness
     metrics: Metrics | None  # None when METRICS_ENABLED is false
 
@@ -82,6 +86,17 @@ def app_state(connection: HTTPConnection) -> AppState:
     return state_of(connection.app)
 
 
+# What a client's last write answered: its reads never see older data (app.platform.replicas).
+ConsistencyTokenHeader = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="The Consistency-Token of your last write's response: this read sees "
+        "at least what that write left (without it, a replica may answer a little behind).",
+    ),
+]
+
+
 # The unit of work, one per route (app.platform.sessions). With scope="function", FastAPI
 # runs the code after `yield` once the route has returned and its response has been
 # serialised, but before a byte of it is sent: a transaction commits first, and when the
@@ -94,17 +109,39 @@ async def read_session(request: Request) -> AsyncIterator[ReadSession]:
         yield session
 
 
-async def single_write(request: Request) -> AsyncIterator[SingleWrite]:
-    async with app_state(request).sessions.single_write() as session:
+async def replica_read(
+    request: Request, consistency_token: ConsistencyTokenHeader = None
+) -> AsyncIterator[ReplicaRead]:
+    replicas = app_state(request).replicas
+    async with replicas.read(replicas.choose(consistency_token).replica) as session:
         yield session
+
+
+async def single_write(request: Request) -> AsyncIterator[SingleWrite]:
+    state = app_state(request)
+    async with state.sessions.single_write() as session:
+        yield session
+    await written(request)
 
 
 async def transaction(request: Request) -> AsyncIterator[Transaction]:
-    async with app_state(request).sessions.transaction() as session:
+    state = app_state(request)
+    async with state.sessions.transaction() as session:
         yield session
+    await written(request)
+
+
+async def written(request: Request) -> None:
+    """After a write has committed: with replicas, the Consistency-Token its response
+    carries (app.api.middleware adds it)."""
+    replicas = app_state(request).replicas
+    if replicas.configured:
+        request.state.consistency_token = await replicas.token_after_write()
 
 
 ReadSessionDep = Annotated[ReadSession, Depends(read_session, scope="function")]
+# A read that a streaming replica may serve (app.platform.replicas): public reads.
+ReplicaReadDep = Annotated[ReplicaRead, Depends(replica_read, scope="function")]
 SingleWriteDep = Annotated[SingleWrite, Depends(single_write, scope="function")]
 TransactionDep = Annotated[Transaction, Depends(transaction, scope="function")]
 
@@ -124,12 +161,19 @@ async def _login_throttle(request: Request) -> LoginThrottle:
     return app_state(request).throttle
 
 
-async def _user_views(request: Request) -> Coalescer[int, ViewDict]:
-    return app_state(request).user_views
+async def _user_views(
+    request: Request, consistency_token: ConsistencyTokenHeader = None
+) -> UserViews:
+    state = app_state(request)
+    return UserViews(state.user_views, state.replicas.choose(consistency_token).replica)
 
 
 async def _readiness(request: Request) -> Readiness:
     return app_state(request).readiness
+
+
+async def _replicas(request: Request) -> Replicas:
+    return app_state(request).replicas
 
 
 async def _metrics(request: Request) -> Metrics | None:
@@ -149,10 +193,12 @@ async def _client_address(request: Request) -> str:
 PasswordsDep = Annotated[PasswordHasher, Depends(_password_hasher)]
 TokensDep = Annotated[TokenIssuer, Depends(_token_issuer)]
 ThrottleDep = Annotated[LoginThrottle, Depends(_login_throttle)]
-# Users with their items by id, outside any unit of work: the look-ups of concurrent
-# requests are answered by one query (app.platform.batching).
-UserViewsDep = Annotated[Coalescer[int, ViewDict], Depends(_user_views)]
+# Users with their items by id, outside any unit of work, where a replica may serve
+# them: the look-ups of concurrent requests are answered by one query
+# (app.platform.batching).
+UserViewsDep = Annotated[UserViews, Depends(_user_views)]
 ReadinessDep = Annotated[Readiness, Depends(_readiness)]
+ReplicasDep = Annotated[Replicas, Depends(_replicas)]
 # The metrics, their gauges just sampled; None when METRICS_ENABLED is false.
 MetricsDep = Annotated[Metrics | None, Depends(_metrics)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from app.api.dependencies import ReadinessDep
+from app.api.dependencies import ReadinessDep, ReplicasDep
 from app.api.errors import mark_unavailable
 from app.api.responses import errors
 from app.platform.errors import RETRY_AFTER, Unavailable
@@ -30,10 +30,15 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/health/ready", operation_id="health-ready", responses=NOT_READY)
-async def ready(request: Request, readiness: ReadinessDep) -> Response:
-    """200 when a database round trip succeeds in time and the schema is current."""
+async def ready(request: Request, readiness: ReadinessDep, replicas: ReplicasDep) -> Response:
+    """200 when a database round trip succeeds in time and the schema is current. With
+    read replicas, the body says how each one is; a replica that is out does not make
+    the service unready (its reads go to the primary)."""
     problem = await readiness.problem()
     if problem is None:
+        if replicas.configured:
+            body = {"status": "ok", "replicas": replicas.status()}
+            return Response(orjson.dumps(body), media_type="application/json")
         return Response(b'{"status":"ok"}', media_type="application/json")
     mark_unavailable(request.scope, Unavailable.NOT_READY)
     return Response(

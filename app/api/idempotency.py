@@ -31,7 +31,7 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.dependencies import app_state
+from app.api.dependencies import app_state, written
 from app.api.errors import EarlyResponse
 from app.domain.repositories.idempotency_keys import IdempotencyKeyRepository, IdempotencyRecord
 from app.domain.security import InvalidToken
@@ -120,6 +120,7 @@ async def idempotent_write(
     if idempotency_key is None:  # the fast path: one statement, no record
         async with sessions.statements() as session:
             yield IdempotentWrite(session)
+        await written(request)
         return
 
     caller_id = _caller_id(request)
@@ -138,7 +139,10 @@ async def idempotent_write(
             expires_at=now + timedelta(seconds=settings.idempotency_key_ttl),
             locked_until=now + timedelta(seconds=settings.idempotency_key_lease),
         ):
-            raise _replay(await keys.find(caller_id, idempotency_key, now=now), fingerprint)
+            answer = _replay(await keys.find(caller_id, idempotency_key, now=now), fingerprint)
+            if isinstance(answer, EarlyResponse):  # what it replays was written by now
+                await written(request)
+            raise answer
 
     recorded = False
     try:
@@ -168,6 +172,7 @@ async def idempotent_write(
     finally:
         if not recorded:
             await _release(request, caller_id, idempotency_key, claimed_by)
+    await written(request)
 
 
 async def _release(request: Request, caller_id: int, key: str, claimed_by: str) -> None:

@@ -10,14 +10,16 @@ from app.api.dependencies import (
     IfNoneMatch,
     ItemId,
     PageQuery,
-    ReadSessionDep,
+    ReplicaReadDep,
     SingleWriteDep,
 )
 from app.api.idempotency import IdempotentWrite, IdempotentWriteDep
 from app.api.responses import (
     MALFORMED_IF_MATCH,
     NOT_MODIFIED,
+    changed,
     created,
+    deleted,
     errors,
     item_response,
     link,
@@ -59,7 +61,7 @@ async def create_item_as(
 
 @router.get("/", operation_id="items-list", response_model=list[ItemOut])
 async def list_items(
-    db: ReadSessionDep,
+    db: ReplicaReadDep,
     page: PageQuery,
     owner_id: Annotated[Id | None, Query(description="Only this user's items.")] = None,
     q: Annotated[SearchText | None, Query()] = None,
@@ -86,7 +88,7 @@ async def create_item(body: ItemCreate, bearer: BearerDep, write: IdempotentWrit
     responses=shown("The item") | NOT_MODIFIED | errors(ITEM_NOT_FOUND),
 )
 async def read_item(
-    item_id: ItemId, db: ReadSessionDep, if_none_match: IfNoneMatch = None
+    item_id: ItemId, db: ReplicaReadDep, if_none_match: IfNoneMatch = None
 ) -> Response:
     item = await ItemRepository(db).view(item_id)
     if item is None:
@@ -98,7 +100,7 @@ async def read_item(
     "/{item_id}",
     operation_id="items-update",
     response_model=ItemOut,
-    responses=shown("The item, changed") | errors(*CHANGE_ERRORS, body=True),
+    responses=changed("The item, changed") | errors(*CHANGE_ERRORS, body=True),
 )
 async def update_item(
     item_id: ItemId,
@@ -122,7 +124,7 @@ async def update_item(
     operation_id="items-delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content type
-    responses=errors(*CHANGE_ERRORS, limited=True),
+    responses=deleted("The item is deleted") | errors(*CHANGE_ERRORS, limited=True),
 )
 async def delete_item(
     item_id: ItemId, bearer: BearerDep, write: SingleWriteDep, if_match: IfMatchDep

@@ -29,8 +29,9 @@ QUIET_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"}
 
 
 class Observe:
-    """Request id, access line and metrics for every HTTP request. Outermost, so that
-    even a 413 or an unhandled error carries its request id."""
+    """Request id, access line and metrics for every HTTP request, and the write's
+    Consistency-Token on its response. Outermost, so that even a 413 or an unhandled
+    error carries its request id."""
 
     def __init__(self, app: ASGIApp, *, access_log: bool, metrics: Metrics | None) -> None:
         self.app = app
@@ -50,7 +51,13 @@ class Observe:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                # A write's, with replicas (app.api.dependencies.written): set by now,
+                # as the unit of work ends before the response starts.
+                token = scope.get("state", {}).get("consistency_token")
+                if token is not None:
+                    headers.append((b"consistency-token", token.encode()))
+                message["headers"] = headers
             await send(message)
 
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)

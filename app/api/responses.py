@@ -56,6 +56,13 @@ REPLAYED = {
         "schema": {"type": "string", "enum": ["true"]},
     }
 }
+CONSISTENCY_TOKEN = {
+    "Consistency-Token": {
+        "description": "With read replicas: send it with your next requests (the Python "
+        "client does so by itself), and your reads never see data older than this write",
+        "schema": {"type": "string"},
+    }
+}
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying",
@@ -102,11 +109,23 @@ def shown(description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "headers": ETAG}}
 
 
+def changed(description: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry of a route's 200 that shows a resource it changed: its ETag,
+    and the write's Consistency-Token."""
+    return {200: {"description": description, "headers": ETAG | CONSISTENCY_TOKEN}}
+
+
+def deleted(description: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry of a route's 204: the write's Consistency-Token."""
+    return {204: {"description": description, "headers": CONSISTENCY_TOKEN}}
+
+
 def created(description: str, links: dict[str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
     """`responses=` entry of a route's 200 that creates something (with an Idempotency-Key,
     replayed to its retries): its ETag, and what the response's id leads to, as OpenAPI
     links (clients, and the fuzz run's chains, follow them)."""
-    return {200: {"description": description, "headers": ETAG | REPLAYED, "links": links}}
+    headers = ETAG | REPLAYED | CONSISTENCY_TOKEN
+    return {200: {"description": description, "headers": headers, "links": links}}
 
 
 def link(path: str, method: str, parameter: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from app.api.dependencies import (
     MyAccountViewDep,
     PageQuery,
     PasswordsDep,
-    ReadSessionDep,
+    ReplicaReadDep,
     TransactionDep,
     UserId,
     UserViewsDep,
@@ -20,7 +20,9 @@ from app.api.items import NEW_ITEM, create_item_as
 from app.api.responses import (
     MALFORMED_IF_MATCH,
     NOT_MODIFIED,
+    changed,
     created,
+    deleted,
     errors,
     link,
     shown,
@@ -60,7 +62,7 @@ async def create_user(
 
 
 @router.get("/", operation_id="users-list", response_model=list[UserOut])
-async def list_users(db: ReadSessionDep, page: PageQuery) -> Response:
+async def list_users(db: ReplicaReadDep, page: PageQuery) -> Response:
     return view_response(await UserRepository(db).list_views(page))
 
 
@@ -78,7 +80,7 @@ async def read_me(me: MyAccountViewDep, if_none_match: IfNoneMatch = None) -> Re
     "/me",
     operation_id="users-update-me",
     response_model=UserOut,
-    responses=shown("Your account, changed")
+    responses=changed("Your account, changed")
     | errors(
         (400, f"Email already registered, current password incorrect, or {MALFORMED_IF_MATCH[1]}"),
         401,
@@ -125,9 +127,8 @@ async def update_me(
     operation_id="users-delete-me",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no content type
-    responses=errors(
-        MALFORMED_IF_MATCH, 401, (404, "Account deleted meanwhile"), 412, 428, limited=True
-    ),
+    responses=deleted("The account is deleted, and its items")
+    | errors(MALFORMED_IF_MATCH, 401, (404, "Account deleted meanwhile"), 412, 428, limited=True),
 )
 async def delete_me(account: MyAccountDep, tx: TransactionDep) -> None:
     """Delete the account and, with it, all of its items. With If-Match, only if the

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 from sqlalchemy.util import await_
@@ -21,15 +21,18 @@ from sqlalchemy.util.queue import AsyncAdaptedQueue
 from app.platform.settings import Settings
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """One engine per process: created by the app's lifespan, disposed when it ends.
+def create_engine(
+    settings: Settings, url: URL | None = None, *, pool_size: int | None = None
+) -> AsyncEngine:
+    """One engine per process and database server (the primary, DATABASE_URL's, unless
+    `url` names a replica): created by the app's lifespan, disposed when it ends.
 
     Its connections run each statement on its own (AUTOCOMMIT), which is what
     reads and single writes want; transactions open one (Sessions.transactions).
     Statements' parameters never reach a log or an error message (they hold
     password hashes and emails), and neither do the rows read.
     """
-    url = settings.engine_url
+    url = url or settings.engine_url
     # No `echo`: it would print statements to stdout beside the log. DB_ECHO turns
     # SQLAlchemy's engine logger up instead (app.platform.logs.logging_config).
     options: dict[str, Any] = {
@@ -45,7 +48,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         options["connect_args"] = _asyncpg_connect_args(settings)
     if url.database not in (None, "", ":memory:"):
         options.update(
-            pool_size=settings.db_pool_size,
+            pool_size=pool_size or settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
             pool_recycle=settings.db_pool_recycle,

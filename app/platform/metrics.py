@@ -128,6 +128,28 @@ class Metrics:
         for dropped in ConnectionCounts.REASONS:
             self.connections_dropped.labels(dropped)
         self._dropped_seen: dict[str, int] = {}
+        # Streaming replicas (app.platform.replicas): where reads that may use one went,
+        # and each replica's state as this process last saw it.
+        self.reads = Counter(
+            "db_reads",
+            "Reads that a replica may serve, by where they went and why",
+            ["target", "reason"],
+            registry=r,
+        )
+        self.replica_up = Gauge(
+            "db_replica_up",
+            "1 while the replica takes reads (the lowest over the workers)",
+            ["replica"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.replica_staleness = Gauge(
+            "db_replica_staleness_seconds",
+            "How far behind the primary the replica was at its last check (-1: unknown)",
+            ["replica"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def record(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -16,11 +16,12 @@ A route (or a command) names its unit of work as one of three kinds:
 are in app.api.dependencies.
 """
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Executable, Result, Select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 Params = Mapping[str, Any]
@@ -64,6 +65,35 @@ class ReadSession:
 
     async def _write(self, statement: Executable, params: Params | None) -> Result[Any]:
         return await (await self._core()).execute(statement, params)
+
+
+class ReplicaRead(ReadSession):
+    """Reads that a streaming replica may serve, when one has what the request must see
+    (app.platform.replicas chooses): each SELECT sees what that replica has replayed.
+    Should the replica fail a statement (down, cut off, silent, a query cancelled by a
+    conflict with recovery), `on_the_primary` is given the error and hands back a
+    session on the primary: that statement, and those after it, run there."""
+
+    __slots__ = ("_on_the_primary",)
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        on_the_primary: Callable[[BaseException], Awaitable[AsyncSession]] | None = None,
+    ) -> None:
+        super().__init__(session)
+        self._on_the_primary = on_the_primary
+
+    async def execute(self, statement: Select[*Ts], params: Params | None = None) -> Result[*Ts]:
+        if self._on_the_primary is None:
+            return await super().execute(statement, params)
+        try:
+            return await super().execute(statement, params)
+        except (SQLAlchemyError, OSError) as error:
+            self._session = await self._on_the_primary(error)
+            self._connection = None
+            self._on_the_primary = None
+            return await super().execute(statement, params)
 
 
 class SingleWrite(ReadSession):

@@ -1,10 +1,10 @@
 """Configuration: environment variables (and an optional `.env`), read in one place."""
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     # characters it holds (a password inside DATABASE_URL must be percent-encoded).
     # It replaces a password in the URL. Engines connect to `engine_url`.
     database_password: SecretStr | None = None
+    # Streaming replicas of DATABASE_URL's server that public reads may use: URLs, comma-
+    # separated (DATABASE_PASSWORD applies to them too). Unset, every read goes to the
+    # primary. See README, "Read replicas".
+    database_replica_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Reads without a Consistency-Token go to a replica only while it is at most this
+    # far behind the primary (seconds, measured from WAL positions).
+    replica_max_staleness: float = Field(default=2.0, gt=0)
+    # How often each process reads the primary's and the replicas' WAL positions, and
+    # how long it waits for them (a replica that does not answer is taken out).
+    replica_check_interval: float = Field(default=0.5, gt=0)
+    replica_check_timeout: float = Field(default=1.0, gt=0)
+    # How long a Consistency-Token holds its promise; an older one is read from the primary.
+    consistency_token_ttl: int = Field(default=300, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=3.0, gt=0)
@@ -146,9 +159,16 @@ class Settings(BaseSettings):
     @property
     def engine_url(self) -> URL:
         """DATABASE_URL with DATABASE_PASSWORD as its password, when that is set."""
-        url = make_url(self.database_url)
+        return self._with_password(make_url(self.database_url))
+
+    @property
+    def replica_engine_urls(self) -> list[URL]:
+        """DATABASE_REPLICA_URL's URLs, with DATABASE_PASSWORD as their password."""
+        return [self._with_password(make_url(url)) for url in self.database_replica_url]
+
+    def _with_password(self, url: URL) -> URL:
         if self.database_password is not None and self.database_password.get_secret_value():
-            url = url.set(password=self.database_password.get_secret_value())
+            return url.set(password=self.database_password.get_secret_value())
         return url
 
     @property
@@ -164,31 +184,31 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, database_url: str) -> str:
-        # Anything else fails only when the first connection is made, as a traceback.
-        # The messages name the URL's scheme at most, never the rest (a password).
-        try:
-            scheme = make_url(database_url).drivername
-        except ArgumentError:
-            raise PydanticCustomError(
-                "database_url",
-                "not a database URL: use postgresql+asyncpg://user@host:5432/db "
-                "or sqlite+aiosqlite:///path/to/app.db",
-            ) from None
-        expected = ASYNC_SCHEMES.get(scheme.partition("+")[0])
-        if expected is None:
-            raise PydanticCustomError(
-                "database_url",
-                "{scheme}:// is not supported: use postgresql+asyncpg:// (PostgreSQL) "
-                "or sqlite+aiosqlite:// (SQLite)",
-                {"scheme": scheme},
-            )
-        if scheme != expected:
-            raise PydanticCustomError(
-                "database_url",
-                "the service needs an async driver: use {expected}://, not {scheme}://",
-                {"scheme": scheme, "expected": expected},
-            )
-        return database_url
+        return _with_async_driver(database_url)
+
+    @field_validator("database_replica_url", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("database_replica_url")
+    @classmethod
+    def _replicas_of_postgresql(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            _with_async_driver(url)
+            if not url.startswith("postgresql"):
+                raise PydanticCustomError(
+                    "database_replica_url", "replicas are PostgreSQL streaming replicas"
+                )
+        return urls
+
+    @model_validator(mode="after")
+    def _replicas_with_postgresql(self) -> Self:
+        if self.database_replica_url and not self.database_url.startswith("postgresql"):
+            raise ValueError("DATABASE_REPLICA_URL needs DATABASE_URL on PostgreSQL")
+        return self
 
     @model_validator(mode="after")
     def _command_timeout_outlasts_statements(self) -> Self:
@@ -211,3 +231,31 @@ class Settings(BaseSettings):
                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
         return self
+
+
+def _with_async_driver(database_url: str) -> str:
+    # Anything else fails only when the first connection is made, as a traceback.
+    # The messages name the URL's scheme at most, never the rest (a password).
+    try:
+        scheme = make_url(database_url).drivername
+    except ArgumentError:
+        raise PydanticCustomError(
+            "database_url",
+            "not a database URL: use postgresql+asyncpg://user@host:5432/db "
+            "or sqlite+aiosqlite:///path/to/app.db",
+        ) from None
+    expected = ASYNC_SCHEMES.get(scheme.partition("+")[0])
+    if expected is None:
+        raise PydanticCustomError(
+            "database_url",
+            "{scheme}:// is not supported: use postgresql+asyncpg:// (PostgreSQL) "
+            "or sqlite+aiosqlite:// (SQLite)",
+            {"scheme": scheme},
+        )
+    if scheme != expected:
+        raise PydanticCustomError(
+            "database_url",
+            "the service needs an async driver: use {expected}://, not {scheme}://",
+            {"scheme": scheme, "expected": expected},
+        )
+    return database_url

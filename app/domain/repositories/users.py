@@ -1,5 +1,7 @@
 """Users: accounts, their views (with their items), and who is asking (the principal)."""
 
+from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager
 from functools import cache
 from typing import Any, Generic, cast
 
@@ -12,7 +14,7 @@ from app.domain.schemas import USER_VIEW, Page, ViewDict
 from app.platform.batching import Coalescer
 from app.platform.errors import EmailAlreadyRegistered, UserNotFound
 from app.platform.models import Item, User
-from app.platform.sessions import Sessions, SingleWrite, Transaction
+from app.platform.sessions import ReadSession, SingleWrite, Transaction
 
 
 def _padded(ids: list[int]) -> list[int]:
@@ -115,11 +117,41 @@ class UserRepository(Generic[S]):
             raise UserNotFound
 
 
-def user_view_loader(sessions: Sessions, *, max_batch: int) -> Coalescer[int, ViewDict]:
-    """User views by id for concurrent requests: one session and one query per batch."""
+# Where a batch of user look-ups reads: a key of the caller's (a replica, or None for
+# the primary), and how to open a read there.
+Target = Hashable
+OpenRead = Callable[[Any], AbstractAsyncContextManager[ReadSession]]
 
-    async def fetch(user_ids: list[int]) -> dict[int, ViewDict]:
-        async with sessions.read() as session:
-            return await UserRepository(session).views(user_ids)
+
+def user_view_loader(
+    open_read: OpenRead, *, max_batch: int
+) -> Coalescer[tuple[Target, int], ViewDict]:
+    """User views by (where to read, id) for concurrent requests: one session and one
+    query per batch and place."""
+
+    async def fetch(keys: list[tuple[Target, int]]) -> dict[tuple[Target, int], ViewDict]:
+        by_target: dict[Target, list[int]] = {}
+        for target, user_id in keys:
+            by_target.setdefault(target, []).append(user_id)
+        found: dict[tuple[Target, int], ViewDict] = {}
+        for target, user_ids in by_target.items():
+            async with open_read(target) as session:
+                views = await UserRepository(session).views(user_ids)
+            found.update(((target, user_id), view) for user_id, view in views.items())
+        return found
 
     return Coalescer(fetch, max_batch=max_batch)
+
+
+class UserViews:
+    """Users with their items by id, read in one place (a replica, or the primary): the
+    look-ups of concurrent requests are answered by one query."""
+
+    __slots__ = ("_loader", "_target")
+
+    def __init__(self, loader: Coalescer[tuple[Target, int], ViewDict], target: Target) -> None:
+        self._loader = loader
+        self._target = target
+
+    async def get(self, user_id: int) -> ViewDict | None:
+        return await self._loader.get((self._target, user_id))

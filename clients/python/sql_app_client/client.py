@@ -44,6 +44,8 @@ class Client:
     _httpx_args: dict[str, Any] = field(factory=dict, kw_only=True, alias="httpx_args")
     _client: httpx.Client | None = field(default=None, init=False)
     _async_client: httpx.AsyncClient | None = field(default=None, init=False)
+    # Consistency-Token: the last one a response carried.
+    _consistency_token: str | None = field(default=None, init=False)
 
     def with_headers(self, headers: dict[str, str]) -> "Client":
         """Get a new client matching this one with additional headers"""
@@ -89,6 +91,9 @@ class Client:
                 follow_redirects=self._follow_redirects,
                 **self._httpx_args,
             )
+            # Consistency-Token
+            self._client.event_hooks["request"].append(self._send_consistency_token)
+            self._client.event_hooks["response"].append(self._keep_consistency_token)
         return self._client
 
     def __enter__(self) -> Self:
@@ -120,6 +125,9 @@ class Client:
                 follow_redirects=self._follow_redirects,
                 **self._httpx_args,
             )
+            # Consistency-Token
+            self._async_client.event_hooks["request"].append(self._send_consistency_token_async)
+            self._async_client.event_hooks["response"].append(self._keep_consistency_token_async)
         return self._async_client
 
     async def __aenter__(self) -> Self:
@@ -130,6 +138,27 @@ class Client:
     async def __aexit__(self, *args: Any, **kwargs: Any) -> None:
         """Exit a context manager for underlying httpx.AsyncClient (see httpx docs)"""
         await self.get_async_httpx_client().__aexit__(*args, **kwargs)
+
+    @property
+    def consistency_token(self) -> str | None:
+        """The Consistency-Token of the last response that carried one: sent with every
+        later request, unless it names its own."""
+        return self._consistency_token
+
+    def _send_consistency_token(self, request: httpx.Request) -> None:
+        if self._consistency_token is not None and "consistency-token" not in request.headers:
+            request.headers["Consistency-Token"] = self._consistency_token
+
+    def _keep_consistency_token(self, response: httpx.Response) -> None:
+        token = response.headers.get("consistency-token")
+        if token is not None:
+            self._consistency_token = token
+
+    async def _send_consistency_token_async(self, request: httpx.Request) -> None:
+        self._send_consistency_token(request)
+
+    async def _keep_consistency_token_async(self, response: httpx.Response) -> None:
+        self._keep_consistency_token(response)
 
 
 @define
@@ -174,6 +203,8 @@ class AuthenticatedClient:
     _httpx_args: dict[str, Any] = field(factory=dict, kw_only=True, alias="httpx_args")
     _client: httpx.Client | None = field(default=None, init=False)
     _async_client: httpx.AsyncClient | None = field(default=None, init=False)
+    # Consistency-Token: the last one a response carried.
+    _consistency_token: str | None = field(default=None, init=False)
 
     token: str
     prefix: str = "Bearer"
@@ -224,6 +255,9 @@ class AuthenticatedClient:
                 follow_redirects=self._follow_redirects,
                 **self._httpx_args,
             )
+            # Consistency-Token
+            self._client.event_hooks["request"].append(self._send_consistency_token)
+            self._client.event_hooks["response"].append(self._keep_consistency_token)
         return self._client
 
     def __enter__(self) -> Self:
@@ -256,6 +290,9 @@ class AuthenticatedClient:
                 follow_redirects=self._follow_redirects,
                 **self._httpx_args,
             )
+            # Consistency-Token
+            self._async_client.event_hooks["request"].append(self._send_consistency_token_async)
+            self._async_client.event_hooks["response"].append(self._keep_consistency_token_async)
         return self._async_client
 
     async def __aenter__(self) -> Self:
@@ -266,3 +303,24 @@ class AuthenticatedClient:
     async def __aexit__(self, *args: Any, **kwargs: Any) -> None:
         """Exit a context manager for underlying httpx.AsyncClient (see httpx docs)"""
         await self.get_async_httpx_client().__aexit__(*args, **kwargs)
+
+    @property
+    def consistency_token(self) -> str | None:
+        """The Consistency-Token of the last response that carried one: sent with every
+        later request, unless it names its own."""
+        return self._consistency_token
+
+    def _send_consistency_token(self, request: httpx.Request) -> None:
+        if self._consistency_token is not None and "consistency-token" not in request.headers:
+            request.headers["Consistency-Token"] = self._consistency_token
+
+    def _keep_consistency_token(self, response: httpx.Response) -> None:
+        token = response.headers.get("consistency-token")
+        if token is not None:
+            self._consistency_token = token
+
+    async def _send_consistency_token_async(self, request: httpx.Request) -> None:
+        self._send_consistency_token(request)
+
+    async def _keep_consistency_token_async(self, response: httpx.Response) -> None:
+        self._keep_consistency_token(response)

@@ -50,7 +50,9 @@ def sync_detailed(
 ) -> Response[Any | ErrorMessage]:
     """Ready
 
-     200 when a database round trip succeeds in time and the schema is current.
+     200 when a database round trip succeeds in time and the schema is current. With
+    read replicas, the body says how each one is; a replica that is out does not make
+    the service unready (its reads go to the primary).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -75,7 +77,9 @@ def sync(
 ) -> Any | ErrorMessage | None:
     """Ready
 
-     200 when a database round trip succeeds in time and the schema is current.
+     200 when a database round trip succeeds in time and the schema is current. With
+    read replicas, the body says how each one is; a replica that is out does not make
+    the service unready (its reads go to the primary).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -96,7 +100,9 @@ async def asyncio_detailed(
 ) -> Response[Any | ErrorMessage]:
     """Ready
 
-     200 when a database round trip succeeds in time and the schema is current.
+     200 when a database round trip succeeds in time and the schema is current. With
+    read replicas, the body says how each one is; a replica that is out does not make
+    the service unready (its reads go to the primary).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -119,7 +125,9 @@ async def asyncio(
 ) -> Any | ErrorMessage | None:
     """Ready
 
-     200 when a database round trip succeeds in time and the schema is current.
+     200 when a database round trip succeeds in time and the schema is current. With
+    read replicas, the body says how each one is; a replica that is out does not make
+    the service unready (its reads go to the primary).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

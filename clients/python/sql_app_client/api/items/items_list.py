@@ -18,7 +18,11 @@ def _get_kwargs(
     limit: int | Unset = 100,
     owner_id: int | None | Unset = UNSET,
     q: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(consistency_token, Unset):
+        headers["consistency-token"] = consistency_token
 
     params: dict[str, Any] = {}
 
@@ -55,6 +59,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -106,6 +111,7 @@ def sync_detailed(
     limit: int | Unset = 100,
     owner_id: int | None | Unset = UNSET,
     q: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Response[ErrorMessage | HTTPValidationError | list[ItemOut]]:
     """List Items
 
@@ -115,6 +121,9 @@ def sync_detailed(
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
         owner_id (int | None | Unset): Only this user's items.
         q (None | str | Unset):
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -130,6 +139,7 @@ def sync_detailed(
         limit=limit,
         owner_id=owner_id,
         q=q,
+        consistency_token=consistency_token,
     )
 
     response = client.get_httpx_client().request(
@@ -147,6 +157,7 @@ def sync(
     limit: int | Unset = 100,
     owner_id: int | None | Unset = UNSET,
     q: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> ErrorMessage | HTTPValidationError | list[ItemOut] | None:
     """List Items
 
@@ -156,6 +167,9 @@ def sync(
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
         owner_id (int | None | Unset): Only this user's items.
         q (None | str | Unset):
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -172,6 +186,7 @@ def sync(
         limit=limit,
         owner_id=owner_id,
         q=q,
+        consistency_token=consistency_token,
     ).parsed
 
 
@@ -183,6 +198,7 @@ async def asyncio_detailed(
     limit: int | Unset = 100,
     owner_id: int | None | Unset = UNSET,
     q: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Response[ErrorMessage | HTTPValidationError | list[ItemOut]]:
     """List Items
 
@@ -192,6 +208,9 @@ async def asyncio_detailed(
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
         owner_id (int | None | Unset): Only this user's items.
         q (None | str | Unset):
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -207,6 +226,7 @@ async def asyncio_detailed(
         limit=limit,
         owner_id=owner_id,
         q=q,
+        consistency_token=consistency_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -222,6 +242,7 @@ async def asyncio(
     limit: int | Unset = 100,
     owner_id: int | None | Unset = UNSET,
     q: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> ErrorMessage | HTTPValidationError | list[ItemOut] | None:
     """List Items
 
@@ -231,6 +252,9 @@ async def asyncio(
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
         owner_id (int | None | Unset): Only this user's items.
         q (None | str | Unset):
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -248,5 +272,6 @@ async def asyncio(
             limit=limit,
             owner_id=owner_id,
             q=q,
+            consistency_token=consistency_token,
         )
     ).parsed

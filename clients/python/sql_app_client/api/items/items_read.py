@@ -16,10 +16,14 @@ def _get_kwargs(
     item_id: int,
     *,
     if_none_match: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if not isinstance(if_none_match, Unset):
         headers["if-none-match"] = if_none_match
+
+    if not isinstance(consistency_token, Unset):
+        headers["consistency-token"] = consistency_token
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -81,6 +85,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     if_none_match: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Response[Any | ErrorMessage | HTTPValidationError | ItemOut]:
     """Read Item
 
@@ -88,6 +93,9 @@ def sync_detailed(
         item_id (int): An item's id.
         if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
             unless it is `*` or ETags in double quotes).
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -100,6 +108,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         item_id=item_id,
         if_none_match=if_none_match,
+        consistency_token=consistency_token,
     )
 
     response = client.get_httpx_client().request(
@@ -114,6 +123,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     if_none_match: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Any | ErrorMessage | HTTPValidationError | ItemOut | None:
     """Read Item
 
@@ -121,6 +131,9 @@ def sync(
         item_id (int): An item's id.
         if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
             unless it is `*` or ETags in double quotes).
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -134,6 +147,7 @@ def sync(
         item_id=item_id,
         client=client,
         if_none_match=if_none_match,
+        consistency_token=consistency_token,
     ).parsed
 
 
@@ -142,6 +156,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     if_none_match: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Response[Any | ErrorMessage | HTTPValidationError | ItemOut]:
     """Read Item
 
@@ -149,6 +164,9 @@ async def asyncio_detailed(
         item_id (int): An item's id.
         if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
             unless it is `*` or ETags in double quotes).
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -161,6 +179,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         item_id=item_id,
         if_none_match=if_none_match,
+        consistency_token=consistency_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -173,6 +192,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     if_none_match: None | str | Unset = UNSET,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Any | ErrorMessage | HTTPValidationError | ItemOut | None:
     """Read Item
 
@@ -180,6 +200,9 @@ async def asyncio(
         item_id (int): An item's id.
         if_none_match (None | str | Unset): ETags the client holds: 304 if one is current (ignored
             unless it is `*` or ETags in double quotes).
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -194,5 +217,6 @@ async def asyncio(
             item_id=item_id,
             client=client,
             if_none_match=if_none_match,
+            consistency_token=consistency_token,
         )
     ).parsed

@@ -16,7 +16,11 @@ def _get_kwargs(
     after: int | None | Unset = UNSET,
     skip: int | Unset = 0,
     limit: int | Unset = 100,
+    consistency_token: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(consistency_token, Unset):
+        headers["consistency-token"] = consistency_token
 
     params: dict[str, Any] = {}
 
@@ -39,6 +43,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -88,6 +93,7 @@ def sync_detailed(
     after: int | None | Unset = UNSET,
     skip: int | Unset = 0,
     limit: int | Unset = 100,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Response[ErrorMessage | HTTPValidationError | list[UserOut]]:
     """List Users
 
@@ -95,6 +101,9 @@ def sync_detailed(
         after (int | None | Unset): Only rows with a larger id (keyset).
         skip (int | Unset): Rows to skip (offset). Default: 0.
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -108,6 +117,7 @@ def sync_detailed(
         after=after,
         skip=skip,
         limit=limit,
+        consistency_token=consistency_token,
     )
 
     response = client.get_httpx_client().request(
@@ -123,6 +133,7 @@ def sync(
     after: int | None | Unset = UNSET,
     skip: int | Unset = 0,
     limit: int | Unset = 100,
+    consistency_token: None | str | Unset = UNSET,
 ) -> ErrorMessage | HTTPValidationError | list[UserOut] | None:
     """List Users
 
@@ -130,6 +141,9 @@ def sync(
         after (int | None | Unset): Only rows with a larger id (keyset).
         skip (int | Unset): Rows to skip (offset). Default: 0.
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -144,6 +158,7 @@ def sync(
         after=after,
         skip=skip,
         limit=limit,
+        consistency_token=consistency_token,
     ).parsed
 
 
@@ -153,6 +168,7 @@ async def asyncio_detailed(
     after: int | None | Unset = UNSET,
     skip: int | Unset = 0,
     limit: int | Unset = 100,
+    consistency_token: None | str | Unset = UNSET,
 ) -> Response[ErrorMessage | HTTPValidationError | list[UserOut]]:
     """List Users
 
@@ -160,6 +176,9 @@ async def asyncio_detailed(
         after (int | None | Unset): Only rows with a larger id (keyset).
         skip (int | Unset): Rows to skip (offset). Default: 0.
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -173,6 +192,7 @@ async def asyncio_detailed(
         after=after,
         skip=skip,
         limit=limit,
+        consistency_token=consistency_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -186,6 +206,7 @@ async def asyncio(
     after: int | None | Unset = UNSET,
     skip: int | Unset = 0,
     limit: int | Unset = 100,
+    consistency_token: None | str | Unset = UNSET,
 ) -> ErrorMessage | HTTPValidationError | list[UserOut] | None:
     """List Users
 
@@ -193,6 +214,9 @@ async def asyncio(
         after (int | None | Unset): Only rows with a larger id (keyset).
         skip (int | Unset): Rows to skip (offset). Default: 0.
         limit (int | Unset): Rows to return, 1 to 100. Default: 100.
+        consistency_token (None | str | Unset): The Consistency-Token of your last write's
+            response: this read sees at least what that write left (without it, a replica may answer a
+            little behind).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -208,5 +232,6 @@ async def asyncio(
             after=after,
             skip=skip,
             limit=limit,
+            consistency_token=consistency_token,
         )
     ).parsed
