@@ -18,7 +18,8 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
     503: errors(503)[503]
     | {
         "description": "Not ready: the database did not answer in time, or its schema is "
-        "not at the migrations' head (the reason is in `detail`)",
+        "not at the migrations' head, or the server is shutting down (the reason is in "
+        "`detail`)",
     }
 }
 
