@@ -15,7 +15,8 @@ it (tests/edge.py), in front of one and of two app processes, beside one process
 
 Env: PG (postgresql://postgres@127.0.0.1:5432), SECS (8 per measurement),
 ROUNDS (3; medians are printed), MEMORY_SECS (60; 0 skips the memory and sign-up
-figures), ONLY (routes whose text contains it, e.g. "items"; "haproxy": the HAProxy rows).
+figures), ONLY (routes whose text contains it, e.g. "items"; "haproxy": the HAProxy rows;
+"replica": reads from a primary alone and beside its streaming replica).
 """
 
 import asyncio
@@ -428,6 +429,63 @@ def behind_haproxy() -> dict[str, Load]:
     return {row: median(loads) for row, loads in rows.items()}
 
 
+REPLICA_ROWS = ("primary alone", "primary + replica")
+
+
+def with_a_replica() -> dict[tuple[str, str], Load]:
+    """GET /users/{id} and item pages (no Consistency-Token: a replica may answer) from a
+    private primary alone, then with its streaming replica beside it (tests/replication.py:
+    `initdb`, `pg_basebackup -R`, ports of their own), ROUNDS times interleaved; medians."""
+    sys.path.insert(0, str(ROOT))  # the tests' private cluster
+    from tests.replication import available, replicated_cluster
+
+    why_not = available()
+    if why_not is not None:
+        print(f"replica rows skipped: {why_not}")
+        return {}
+    rows: dict[tuple[str, str], list[Load]] = {}
+    with replicated_cluster() as cluster:
+        cluster.psql(cluster.primary_port, "CREATE DATABASE bench_app")
+        primary = cluster.primary_url("bench_app")
+        env = {**os.environ, "DATABASE_URL": primary}
+        migrate = [sys.executable, "-c", "from app.cli import main; main(['migrate'])"]
+        subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
+        for statement in (FILL_USERS.replace("$1", "'x'"), FILL_ITEMS, "ANALYZE"):
+            cluster.psql(cluster.primary_port, statement, "bench_app")
+        cluster.wait_caught_up()
+        PROJECT[REPLICA_ROWS[0]] = ([], {"DATABASE_URL": primary})
+        PROJECT[REPLICA_ROWS[1]] = (
+            [],
+            {"DATABASE_URL": primary, "DATABASE_REPLICA_URL": cluster.replica_url("bench_app")},
+        )
+        pages = {"PAGE": "/items/?after=", "PAGE_MAX": "49900"}
+        for _ in range(ROUNDS):
+            for row in REPLICA_ROWS:
+                with serving(row):
+                    time.sleep(1)  # the replica checked, in
+                    rows.setdefault((USERS, row), []).append(wrk("get_user.lua", 64))
+                    pages_row = ("GET /items/?after=", row)
+                    rows.setdefault(pages_row, []).append(wrk("page.lua", 64, **pages))
+    return {key: median(loads) for key, loads in rows.items()}
+
+
+def report_replica(rows: dict[tuple[str, str], Load]) -> None:
+    header = f"{'reads, no token (64 conns)':<28}{'':<20}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+    print(f"\n{header}{'/alone':>8}")
+    for route in (USERS, "GET /items/?after="):
+        alone = rows[(route, REPLICA_ROWS[0])]
+        for row in REPLICA_ROWS:
+            load = rows[(route, row)]
+            print(
+                f"{route:<28}{row:<20}{load.rps:>8.0f}{load.p50_ms:>8.1f}{load.p99_ms:>8.1f}"
+                f"{load.rps / alone.rps:>8.2f}"
+            )
+    print(
+        f"({os.cpu_count()} cores shared by the primary, the replica, the app and wrk: the "
+        "replica takes reads off the primary, it adds no core)"
+    )
+
+
 def report_haproxy(rows: dict[str, Load]) -> None:
     alone = rows[HAPROXY_ROWS[0]]
     print(f"\n{USERS + ' (64 conns)':<28}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'/alone':>8}")
@@ -488,11 +546,14 @@ def main() -> None:
     build()
     rows = measure()
     proxied = behind_haproxy() if ONLY in "haproxy" else {}
+    replicated = with_a_replica() if ONLY in "replica" else {}
     if not MEMORY_SECS:
         if rows:
             report(rows)
         if proxied:
             report_haproxy(proxied)
+        if replicated:
+            report_replica(replicated)
         return
 
     with serving("project") as pid:
@@ -527,6 +588,8 @@ def main() -> None:
     report(rows)
     if proxied:
         report_haproxy(proxied)
+    if replicated:
+        report_replica(replicated)
     print("\nCPU per request at 64 conns, one worker (capacity model):")
     for route, (load, app_us, postgres_us) in costs.items():
         print(
