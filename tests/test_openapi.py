@@ -66,6 +66,8 @@ SHOWS_ONE = {
     ("get", "/items/{item_id}"),
     ("patch", "/items/{item_id}"),
 }
+# Lists: their pages link to the next (Link).
+LISTS = {("get", "/users/"), ("get", "/items/")}
 REPLAYABLE = {("post", "/users/"), ("post", "/users/{user_id}/items/"), ("post", "/items/")}
 # Writes: their responses carry a Consistency-Token (with read replicas).
 WRITES = REPLAYABLE | {
@@ -153,6 +155,8 @@ async def test_the_headers_clients_act_on_are_documented(client: AsyncClient) ->
             expected_200 = {"ETag"} if op in SHOWS_ONE else set()
             if op in REPLAYABLE:
                 expected_200.add("Idempotent-Replayed")
+            if op in LISTS:
+                expected_200.add("Link")
             success = "204" if method == "delete" else "200"
             if op in WRITES:
                 assert "Consistency-Token" in documented[success], op

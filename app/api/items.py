@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.dependencies import (
     BearerDep,
@@ -23,8 +23,9 @@ from app.api.responses import (
     errors,
     item_response,
     link,
+    listed,
+    page_response,
     shown,
-    view_response,
 )
 from app.domain import refusals
 from app.domain.repositories.items import ItemRepository
@@ -59,15 +60,21 @@ async def create_item_as(
     return write.replayable(item_response(item))
 
 
-@router.get("/", operation_id="items-list", response_model=list[ItemOut])
+@router.get(
+    "/",
+    operation_id="items-list",
+    response_model=list[ItemOut],
+    responses=listed("A page of items, by id"),
+)
 async def list_items(
+    request: Request,
     db: ReplicaReadDep,
     page: PageQuery,
     owner_id: Annotated[Id | None, Query(description="Only this user's items.")] = None,
     q: Annotated[SearchText | None, Query()] = None,
 ) -> Response:
     items = await ItemRepository(db).list_views(page, owner_id=owner_id, title_contains=q)
-    return view_response(items)
+    return page_response(items, request.url)
 
 
 @router.post(

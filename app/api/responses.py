@@ -23,7 +23,9 @@ from typing import Any
 
 import orjson
 from fastapi import Response
+from starlette.datastructures import URL
 
+from app.domain.repositories.common import PageOfViews
 from app.domain.schemas import ErrorMessage, ViewDict, item_etag
 
 DESCRIPTIONS = {
@@ -109,6 +111,16 @@ def shown(description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "headers": ETAG}}
 
 
+def listed(description: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry of a list route's 200: a plain array, and the next page's link."""
+    link_header = {
+        "description": 'RFC 8288: `<url>; rel="next"`, the next page (keyset `after=`, '
+        "the same filters and `limit`, no `skip`). Absent on the last page.",
+        "schema": {"type": "string"},
+    }
+    return {200: {"description": description, "headers": {"Link": link_header}}}
+
+
 def changed(description: str) -> dict[int | str, dict[str, Any]]:
     """`responses=` entry of a route's 200 that shows a resource it changed: its ETag,
     and the write's Consistency-Token."""
@@ -151,6 +163,18 @@ def view_response(view: object) -> Response:
     serialised with orjson. Entities go through the route's response model instead;
     views skip that second validation, and the tests pin their shape."""
     return Response(orjson.dumps(view), media_type="application/json")
+
+
+def page_response(page: PageOfViews, url: URL) -> Response:
+    """A page of a list, read at `url`, with a Link to the next page unless it is the
+    last. The link is relative (path and query), so that it stays right behind proxies
+    that change the host or scheme; it keeps the page's filters and `limit`, and starts
+    after the page's last id instead of skipping (keyset: the same cost at any depth)."""
+    response = view_response(page.views)
+    if page.next_after is not None:
+        following = url.remove_query_params("skip").include_query_params(after=page.next_after)
+        response.headers["link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return response
 
 
 # Conditional requests

@@ -1,6 +1,6 @@
 """Users: sign up, read accounts, manage your own (`/users/me`)."""
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.api.dependencies import (
     BearerDep,
@@ -25,9 +25,10 @@ from app.api.responses import (
     deleted,
     errors,
     link,
+    listed,
+    page_response,
     shown,
     user_response,
-    view_response,
 )
 from app.domain.repositories.users import UserRepository
 from app.domain.schemas import ItemCreate, ItemOut, UserCreate, UserOut, UserUpdate
@@ -61,9 +62,14 @@ async def create_user(
     return write.replayable(user_response(user))
 
 
-@router.get("/", operation_id="users-list", response_model=list[UserOut])
-async def list_users(db: ReplicaReadDep, page: PageQuery) -> Response:
-    return view_response(await UserRepository(db).list_views(page))
+@router.get(
+    "/",
+    operation_id="users-list",
+    response_model=list[UserOut],
+    responses=listed("A page of users, by id, each with their items"),
+)
+async def list_users(request: Request, db: ReplicaReadDep, page: PageQuery) -> Response:
+    return page_response(await UserRepository(db).list_views(page), request.url)
 
 
 @router.get(

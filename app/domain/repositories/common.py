@@ -3,12 +3,13 @@ and refused writes as domain errors."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Select, bindparam
 from sqlalchemy.exc import IntegrityError
 
-from app.domain.schemas import Page
+from app.domain.schemas import Page, ViewDict
 from app.platform.errors import ConstraintKind, DomainError, violated_constraint
 from app.platform.sessions import ReadSession, SingleWrite, Transaction
 
@@ -29,11 +30,31 @@ def paged(statement: Q, id_column: Any, *, after: bool) -> Q:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PageOfViews:
+    """A page of a list: its views, and the `after` that reads the next page (None when
+    this is the last)."""
+
+    views: list[ViewDict]
+    next_after: int | None
+
+
 def page_params(page: Page) -> dict[str, Any]:
-    params: dict[str, Any] = {"skip": page.skip, "limit": page.limit}
+    """The bind parameters of `paged()`. One row more than the page is read: whether it
+    comes tells whether a next page exists (see `page_of`)."""
+    params: dict[str, Any] = {"skip": page.skip, "limit": page.limit + 1}
     if page.after is not None:
         params["after"] = page.after
     return params
+
+
+def page_of(views: list[ViewDict], page: Page) -> PageOfViews:
+    """Views read with `page_params(page)` as that page: the extra row, if it came, is
+    left out, and the page's last id is where the next one starts."""
+    if len(views) <= page.limit:
+        return PageOfViews(views, None)
+    views = views[: page.limit]
+    return PageOfViews(views, views[-1]["id"])
 
 
 @contextmanager

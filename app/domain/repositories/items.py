@@ -17,7 +17,14 @@ from sqlalchemy import (
 )
 
 from app.domain.policy import may_act_for
-from app.domain.repositories.common import S, page_params, paged, refused_for
+from app.domain.repositories.common import (
+    PageOfViews,
+    S,
+    page_of,
+    page_params,
+    paged,
+    refused_for,
+)
 from app.domain.schemas import ITEM_VIEW, Page, ViewDict
 from app.domain.security import Bearer
 from app.platform.errors import UserNotFound
@@ -96,7 +103,7 @@ class ItemRepository(Generic[S]):
 
     async def list_views(
         self, page: Page, *, owner_id: int | None = None, title_contains: str | None = None
-    ) -> list[ViewDict]:
+    ) -> PageOfViews:
         params = page_params(page)
         if owner_id is not None:
             params["owner_id"] = owner_id
@@ -107,7 +114,8 @@ class ItemRepository(Generic[S]):
             owner=owner_id is not None, title=bool(title_contains), after=page.after is not None
         )
         # all(): the rows in one call, not one Python call per row through the cursor.
-        return ITEM_VIEW.of_rows((await self.session.execute(statement, params)).all())
+        rows = (await self.session.execute(statement, params)).all()
+        return page_of(ITEM_VIEW.of_rows(rows), page)
 
     async def add_as(
         self: "ItemRepository[SingleWrite] | ItemRepository[Transaction]",

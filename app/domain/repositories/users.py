@@ -9,7 +9,14 @@ from sqlalchemy import CursorResult, Select, bindparam, delete, insert, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.domain.policy import PRINCIPAL_COLUMNS, Principal
-from app.domain.repositories.common import S, page_params, paged, refused_for
+from app.domain.repositories.common import (
+    PageOfViews,
+    S,
+    page_of,
+    page_params,
+    paged,
+    refused_for,
+)
 from app.domain.schemas import USER_VIEW, Page, ViewDict
 from app.platform.batching import Coalescer
 from app.platform.errors import EmailAlreadyRegistered, UserNotFound
@@ -69,11 +76,11 @@ class UserRepository(Generic[S]):
         rows = (await self.session.execute(_USER_VIEWS, params)).all()
         return {user["id"]: user for user in USER_VIEW.of_joined_rows(rows)}
 
-    async def list_views(self, page: Page) -> list[ViewDict]:
+    async def list_views(self, page: Page) -> PageOfViews:
         """A page of users, each with its items; one query."""
         statement = _user_page(after=page.after is not None)
         rows = (await self.session.execute(statement, page_params(page))).all()
-        return USER_VIEW.of_joined_rows(rows)
+        return page_of(USER_VIEW.of_joined_rows(rows), page)
 
     async def add(
         self: "UserRepository[SingleWrite] | UserRepository[Transaction]",
