@@ -2,11 +2,13 @@
 connects to nothing."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
+from starlette.routing import BaseRoute, Route
 
 from app.api import auth, health, items, metrics, users
 from app.api.dependencies import AppState
@@ -25,7 +27,35 @@ from app.platform.sessions import Sessions
 from app.platform.settings import Settings
 
 log = logging.getLogger("app")
+# What a page on an allowed origin may send beyond the CORS-safelisted headers, and what
+# of the responses its script may read. Tokens travel in Authorization, not cookies: no
+# credentials mode.
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "Consistency-Token",
+    "X-Request-ID",
+]
+CORS_RESPONSE_HEADERS = [
+    "ETag",
+    "X-Request-ID",
+    "Link",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "Consistency-Token",
+]
+CORS_PREFLIGHT_MAX_AGE = 600  # seconds a browser may reuse a preflight's answer
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+def methods_of(routes: Sequence[BaseRoute]) -> list[str]:
+    """The HTTP methods the routes answer, for CORS preflights."""
+    return sorted(
+        {method for route in routes if isinstance(route, Route) for method in route.methods or ()}
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,6 +123,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_routes = [route for router in routers for route in router.routes]
     app.add_middleware(LimitRequestBodies, max_body_size=settings.max_body_size, routes=api_routes)
     app.add_middleware(AnswerCancelledRequests)
+    if settings.cors_origins:
+        # Inside Observe, so that preflights are logged and counted; outside the rest, so
+        # that errors (413, 429, 503) reach the page too, Retry-After readable.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=methods_of(api_routes),
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_RESPONSE_HEADERS,
+            max_age=CORS_PREFLIGHT_MAX_AGE,
+        )
     # Added last, so outermost: even a 413 or a 503 at shutdown carries its request id.
     app.add_middleware(Observe, access_log=settings.access_log, metrics=measured)
     install_error_handlers(app, api_routes)

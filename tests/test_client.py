@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from sql_app_client import AuthenticatedClient, Client
@@ -117,7 +118,7 @@ async def test_the_client_signs_up_retries_safely_changes_with_if_match_and_page
             assert stale.status_code == 412
             assert isinstance(stale.parsed, ErrorMessage)
 
-            # Pages of two, each after the last id of the one before, until one comes short.
+            # Pages of two, each named by the Link of the one before, until one has none.
             created = [item.id]
             for number in range(4):
                 more = await items_create.asyncio(
@@ -127,16 +128,23 @@ async def test_the_client_signs_up_retries_safely_changes_with_if_match_and_page
                 created.append(more.id)
             seen: list[ItemOut] = []
             pages = 0
+            after: int | None = None
             while True:
-                after = seen[-1].id if seen else None
-                page = await items_list.asyncio(client=api, owner_id=me.id, after=after, limit=2)
-                assert isinstance(page, list), page
+                page = await items_list.asyncio_detailed(
+                    client=api, owner_id=me.id, after=after, limit=2
+                )
+                assert isinstance(page.parsed, list), page.content
                 pages += 1
-                seen += page
-                if len(page) < 2:
+                seen += page.parsed
+                if "Link" not in page.headers:
                     break
+                link = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers["Link"])
+                assert link, page.headers["Link"]
+                query = parse_qs(urlsplit(link.group(1)).query)
+                assert query["owner_id"] == [str(me.id)]
+                after = int(query["after"][0])
             assert [i.id for i in seen] == created
-            assert pages == 3
+            assert pages == 3  # 2, 2 and 1: the short page is the last
             assert seen[0].title == "Desk lamp"
     assert await database.column("SELECT count(*) FROM items") == [5]
 

@@ -1,5 +1,6 @@
 """Configuration: environment variables (and an optional `.env`), read in one place."""
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -11,6 +12,8 @@ from sqlalchemy.exc import ArgumentError
 # Good enough for a laptop, refused in production (see Settings._secret_key_fits).
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_KEY_LENGTH = 32
+# A web origin as a browser sends it in Origin: no path, no trailing slash.
+ORIGIN = re.compile(r"https?://[^/?#\s]+")
 # The scheme DATABASE_URL needs for each backend: its asyncio driver.
 ASYNC_SCHEMES = {
     "postgresql": "postgresql+asyncpg",
@@ -94,6 +97,10 @@ class Settings(BaseSettings):
     # Open client connections per worker, beyond which new ones get 503 at once
     # (0: the open-file limit, less what the process needs besides).
     max_connections: int = Field(default=0, ge=0)
+    # Origins of the web pages that may call the API from a browser (CORS), comma
+    # separated, each as the browser sends it (`https://app.example.com`, a port if not
+    # the scheme's own); `*` for any. Unset, browsers refuse cross-origin calls.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Addresses (or networks) of the proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed: the client address log-in throttling counts.
     trusted_proxies: str = "127.0.0.1,::1"
@@ -186,7 +193,7 @@ class Settings(BaseSettings):
     def _async_driver(cls, database_url: str) -> str:
         return _with_async_driver(database_url)
 
-    @field_validator("database_replica_url", mode="before")
+    @field_validator("database_replica_url", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -203,6 +210,19 @@ class Settings(BaseSettings):
                     "database_replica_url", "replicas are PostgreSQL streaming replicas"
                 )
         return urls
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise PydanticCustomError(
+                    "cors_origins",
+                    "{origin!r} is not an origin: a scheme and a host, with a port if not "
+                    "the scheme's own, and nothing after (https://app.example.com:8443)",
+                    {"origin": origin},
+                )
+        return origins
 
     @model_validator(mode="after")
     def _replicas_with_postgresql(self) -> Self:
