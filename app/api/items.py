@@ -74,7 +74,7 @@ async def list_items(
     q: Annotated[SearchText | None, Query()] = None,
 ) -> Response:
     items = await ItemRepository(db).list_views(page, owner_id=owner_id, title_contains=q)
-    return page_response(items, request.url)
+    return page_response(items, request)
 
 
 @router.post(

@@ -20,10 +20,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
-from fastapi import Response
-from starlette.datastructures import URL
+from fastapi import Request, Response
 
 from app.domain.repositories.common import PageOfViews
 from app.domain.schemas import ErrorMessage, ViewDict, item_etag
@@ -111,6 +111,10 @@ def shown(description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "headers": ETAG}}
 
 
+# What the next page's link leaves out of the request's query: it has its own `after`.
+PAGING = ("skip", "after")
+
+
 def listed(description: str) -> dict[int | str, dict[str, Any]]:
     """`responses=` entry of a list route's 200: a plain array, and the next page's link."""
     link_header = {
@@ -165,15 +169,18 @@ def view_response(view: object) -> Response:
     return Response(orjson.dumps(view), media_type="application/json")
 
 
-def page_response(page: PageOfViews, url: URL) -> Response:
-    """A page of a list, read at `url`, with a Link to the next page unless it is the
-    last. The link is relative (path and query), so that it stays right behind proxies
-    that change the host or scheme; it keeps the page's filters and `limit`, and starts
-    after the page's last id instead of skipping (keyset: the same cost at any depth)."""
+def page_response(page: PageOfViews, request: Request) -> Response:
+    """A page of a list, with a Link to the next page unless it is the last. The link is
+    relative (path and query), so that it stays right behind proxies that change the host
+    or the scheme; it keeps the request's filters and `limit`, and starts after the page's
+    last id instead of skipping (keyset: the same cost at any depth)."""
     response = view_response(page.views)
     if page.next_after is not None:
-        following = url.remove_query_params("skip").include_query_params(after=page.next_after)
-        response.headers["link"] = f'<{following.path}?{following.query}>; rel="next"'
+        # From the query parameters the route has parsed already: Starlette's URL
+        # methods would parse and split the whole URL again.
+        query = [pair for pair in request.query_params.multi_items() if pair[0] not in PAGING]
+        query.append(("after", str(page.next_after)))
+        response.headers["link"] = f'<{request.scope["path"]}?{urlencode(query)}>; rel="next"'
     return response
 
 

@@ -69,7 +69,7 @@ async def create_user(
     responses=listed("A page of users, by id, each with their items"),
 )
 async def list_users(request: Request, db: ReplicaReadDep, page: PageQuery) -> Response:
-    return page_response(await UserRepository(db).list_views(page), request.url)
+    return page_response(await UserRepository(db).list_views(page), request)
 
 
 @router.get(
