@@ -144,6 +144,15 @@ def api(page_servers: tuple[PageServer, PageServer], tmp_path: Path) -> Iterator
         yield server
 
 
+def open_page(
+    server: PageServer, api: Server, email: str, tmp_path: Path
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """What the page served by `server` did with the API, and what it wrote on the console."""
+    server.page = page_for(api.url, email).encode()
+    dom, console = render(find_chromium(), f"{server.origin}/", tmp_path / "profile")
+    return steps_of(dom), console
+
+
 def steps_of(dom: str) -> list[dict[str, Any]]:
     found = re.search(r'<pre id="steps">(.*?)</pre>', dom, re.DOTALL)
     assert found, dom
@@ -162,11 +171,10 @@ def test_a_page_on_a_listed_origin_uses_the_api(
     page_servers: tuple[PageServer, PageServer], api: Server, tmp_path: Path
 ) -> None:
     allowed, _ = page_servers
-    allowed.page = page_for(api.url, "allowed@example.com").encode()
-    dom, console = render(find_chromium(), f"{allowed.origin}/", tmp_path / "profile")
+    done, console = open_page(allowed, api, "allowed@example.com", tmp_path)
     assert not console, "\n".join(console)
 
-    steps = {step["name"]: step for step in steps_of(dom)}
+    steps = {step["name"]: step for step in done}
     statuses = {name: step.get("status", step.get("error")) for name, step in steps.items()}
     assert statuses == {
         "sign up": 200,
@@ -198,9 +206,8 @@ def test_the_same_page_on_an_origin_not_listed_is_refused(
     page_servers: tuple[PageServer, PageServer], api: Server, tmp_path: Path
 ) -> None:
     _, elsewhere = page_servers
-    elsewhere.page = page_for(api.url, "elsewhere@example.com").encode()
-    dom, console = render(find_chromium(), f"{elsewhere.origin}/", tmp_path / "profile")
+    done, console = open_page(elsewhere, api, "elsewhere@example.com", tmp_path)
 
-    assert steps_of(dom) == [{"name": "sign up", "error": "TypeError: Failed to fetch"}]
+    assert done == [{"name": "sign up", "error": "TypeError: Failed to fetch"}]
     assert any("blocked by CORS policy" in line for line in console), console
     assert "elsewhere@example.com" not in emails(api)  # the preflight failed: no sign-up sent
