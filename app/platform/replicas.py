@@ -32,7 +32,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import text
@@ -93,7 +93,6 @@ class Replica:
     staleness: float = math.inf  # seconds, as of the last check
     up: bool = False
     out_until: float = math.inf  # the circuit: out until a check after this succeeds
-    failures: int = field(default=0)
 
 
 class Choice(NamedTuple):
@@ -185,7 +184,6 @@ class Replicas:
     def _failed(self, replica: Replica, error: BaseException) -> None:
         # Out until a check succeeds; the next check comes within the interval.
         replica.out_until = time.monotonic() + self._interval
-        replica.failures += 1
         log.warning(
             "replica %s failed a read, answered by the primary: %s", replica.name, describe(error)
         )
